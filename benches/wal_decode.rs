@@ -1,0 +1,2 @@
+//! WAL decoding throughput (being written).
+fn main() {}

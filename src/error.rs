@@ -1,0 +1,71 @@
+//! The library's typed errors. Messages follow PostgreSQL's wording (`could not open file
+//! "…": …`) so that users and HA tools recognise them; every variant carries the file, LSN,
+//! setting or peer at fault. Only `main` turns an [`Error`] into an exit code.
+
+use crate::lsn::Lsn;
+use std::path::PathBuf;
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Any failure of the library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system operation failed.
+    #[error("could not {op} \"{}\": {source}", path.display())]
+    Io {
+        /// What was attempted, in PostgreSQL's words: "open file", "read file", "fsync file"…
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The control file is unusable.
+    #[error("invalid control file \"{}\": {kind}", path.display())]
+    Control {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        kind: crate::control::ControlError,
+    },
+    /// WAL is missing, corrupt or not understood.
+    #[error("{kind} at {lsn}")]
+    Wal {
+        /// Position of the record or page at fault.
+        lsn: Lsn,
+        /// What is wrong there.
+        kind: crate::xlog::WalError,
+    },
+    /// A timeline history file is malformed or inconsistent.
+    #[error("invalid timeline history file \"{}\": {kind}", path.display())]
+    History {
+        /// The file (or the name the source gave it).
+        path: PathBuf,
+        /// What is wrong with it.
+        kind: crate::timeline::HistoryError,
+    },
+    /// The two clusters cannot be rewound onto each other (different system, version, settings).
+    #[error("{0}")]
+    Incompatible(String),
+    /// A query or command on the source failed.
+    #[error("query failed: {message}\nquery was: {query}")]
+    Source {
+        /// The query or replication command.
+        query: String,
+        /// The server's or the connection's message.
+        message: String,
+    },
+    /// Bad options or a bad command line.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// An [`Error::Io`] for `op` on `path`.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { op, path: path.into(), source }
+    }
+}

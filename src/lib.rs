@@ -1,0 +1,23 @@
+//! gsbuild: incremental rebuild of a diverged PostgreSQL standby.
+//!
+//! The crate is a library with a thin binary on top. Modules, by pipeline phase
+//! (see `docs/architecture.md`):
+//!
+//! - formats: [`lsn`], [`version`], [`cursor`], [`control`], [`xlog`], [`timeline`], [`relpath`];
+//! - tools for people and tests: [`inspect`];
+//! - errors: [`error`].
+#![warn(missing_docs)]
+
+pub mod control;
+pub mod cursor;
+pub mod error;
+pub mod inspect;
+pub mod lsn;
+pub mod relpath;
+pub mod timeline;
+pub mod version;
+pub mod xlog;
+
+pub use error::{Error, Result};
+pub use lsn::{Lsn, TimeLineId, XLogSegNo};
+pub use version::PgMajor;
