@@ -48,7 +48,11 @@ impl<'a> Cursor<'a> {
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], Truncated> {
         let have = self.remaining();
         if n > have {
-            return Err(Truncated { at: self.pos, need: n, have });
+            return Err(Truncated {
+                at: self.pos,
+                need: n,
+                have,
+            });
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -123,7 +127,14 @@ mod tests {
         assert_eq!(c.u8().unwrap(), 2);
         assert_eq!(c.u8().unwrap(), 0);
         assert_eq!(c.u32().unwrap(), 3);
-        assert_eq!(c.u32(), Err(Truncated { at: 7, need: 4, have: 1 }));
+        assert_eq!(
+            c.u32(),
+            Err(Truncated {
+                at: 7,
+                need: 4,
+                have: 1
+            })
+        );
         assert_eq!(c.u8().unwrap(), 9);
         assert_eq!(c.remaining(), 0);
         assert!(u64_at(&[0; 7], 0).is_err());

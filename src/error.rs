@@ -58,6 +58,14 @@ pub enum Error {
         /// The server's or the connection's message.
         message: String,
     },
+    /// A connection to the source could not be made or was lost.
+    #[error("could not connect to {peer}: {message}")]
+    Connect {
+        /// The server as the user named it (host, port, database; never the password).
+        peer: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Bad options or a bad command line.
     #[error("{0}")]
     Usage(String),
@@ -66,6 +74,10 @@ pub enum Error {
 impl Error {
     /// An [`Error::Io`] for `op` on `path`.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { op, path: path.into(), source }
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -8,12 +8,14 @@
 //! - errors: [`error`].
 #![warn(missing_docs)]
 
+pub mod conninfo;
 pub mod control;
 pub mod cursor;
 pub mod error;
 pub mod inspect;
 pub mod lsn;
 pub mod relpath;
+pub mod replication;
 pub mod timeline;
 pub mod version;
 pub mod xlog;

@@ -95,7 +95,9 @@ impl<'de> Deserialize<'de> for Lsn {
 }
 
 /// A timeline identifier (`TimeLineID`). Timeline 0 is invalid; the first timeline is 1.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct TimeLineId(pub u32);
 
@@ -106,7 +108,9 @@ impl fmt::Display for TimeLineId {
 }
 
 /// A WAL segment number (`XLogSegNo`): the position divided by the segment size.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct XLogSegNo(pub u64);
 
@@ -150,7 +154,10 @@ impl XLogSegNo {
         if seg >= per {
             return None;
         }
-        Some((TimeLineId(tli), XLogSegNo(log.checked_mul(per)?.checked_add(seg)?)))
+        Some((
+            TimeLineId(tli),
+            XLogSegNo(log.checked_mul(per)?.checked_add(seg)?),
+        ))
     }
 }
 
@@ -160,13 +167,27 @@ mod tests {
 
     #[test]
     fn lsn_round_trip() {
-        for (text, v) in [("0/0", 0u64), ("0/1723A50", 0x1723A50), ("16/B374D848", 0x16_B374_D848)] {
+        for (text, v) in [
+            ("0/0", 0u64),
+            ("0/1723A50", 0x1723A50),
+            ("16/B374D848", 0x16_B374_D848),
+        ] {
             let l: Lsn = text.parse().unwrap();
             assert_eq!(l, Lsn(v));
             assert_eq!(l.to_string(), text);
         }
         assert_eq!("0/0001".parse::<Lsn>().unwrap(), Lsn(1));
-        for bad in ["", "/", "0/", "/0", "1", "G/0", "0/123456789", "0/-1", " 0/1"] {
+        for bad in [
+            "",
+            "/",
+            "0/",
+            "/0",
+            "1",
+            "G/0",
+            "0/123456789",
+            "0/-1",
+            " 0/1",
+        ] {
             assert!(bad.parse::<Lsn>().is_err(), "{bad}");
         }
     }
@@ -175,20 +196,33 @@ mod tests {
     fn segment_names() {
         let seg = 16 << 20;
         let l: Lsn = "1/2A000028".parse().unwrap();
-        assert_eq!(l.segment(seg).file_name(TimeLineId(3), seg), "00000003000000010000002A");
+        assert_eq!(
+            l.segment(seg).file_name(TimeLineId(3), seg),
+            "00000003000000010000002A"
+        );
         let (tli, no) = XLogSegNo::parse_file_name("00000003000000010000002A", seg).unwrap();
         assert_eq!((tli, no), (TimeLineId(3), l.segment(seg)));
         // 1 GiB segments: only 4 per xlogid, so a low part of 4 is invalid.
         assert!(XLogSegNo::parse_file_name("000000010000000000000004", 1 << 30).is_none());
-        assert_eq!(XLogSegNo(5).file_name(TimeLineId(1), 1 << 30), "000000010000000100000001");
-        assert_eq!(XLogSegNo(0x1234).file_name(TimeLineId(1), 1 << 20), "000000010000000100000234");
+        assert_eq!(
+            XLogSegNo(5).file_name(TimeLineId(1), 1 << 30),
+            "000000010000000100000001"
+        );
+        assert_eq!(
+            XLogSegNo(0x1234).file_name(TimeLineId(1), 1 << 20),
+            "000000010000000100000234"
+        );
         assert!(XLogSegNo::parse_file_name("00000001000000010000002", seg).is_none());
         assert!(XLogSegNo::parse_file_name("00000001000000010000002X", seg).is_none());
     }
 
     #[test]
     fn seg_sizes() {
-        assert!(is_valid_seg_size(1 << 20) && is_valid_seg_size(1 << 30) && is_valid_seg_size(16 << 20));
-        assert!(!is_valid_seg_size(1 << 19) && !is_valid_seg_size(3 << 20) && !is_valid_seg_size(0));
+        assert!(
+            is_valid_seg_size(1 << 20) && is_valid_seg_size(1 << 30) && is_valid_seg_size(16 << 20)
+        );
+        assert!(
+            !is_valid_seg_size(1 << 19) && !is_valid_seg_size(3 << 20) && !is_valid_seg_size(0)
+        );
     }
 }

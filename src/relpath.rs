@@ -78,7 +78,9 @@ impl fmt::Display for ForkNumber {
 }
 
 /// A block number within a relation fork (all segments counted from 0).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct BlockNumber(pub u32);
 

@@ -64,16 +64,57 @@ struct Row {
 /// `CATALOG_VERSION_NO` to the next major's; they only serve to name the major in errors when
 /// `pg_control_version` alone cannot (14, 15 and 16 all use 1300).
 const TABLE: [Row; 5] = [
-    Row { major: PgMajor::V14, number: 14, wal_page_magic: 0xD10D, control_version: 1300, catversion_min: 202_007_201, catversion_max: 202_107_181 },
-    Row { major: PgMajor::V15, number: 15, wal_page_magic: 0xD110, control_version: 1300, catversion_min: 202_107_181 + 1, catversion_max: 202_209_061 },
-    Row { major: PgMajor::V16, number: 16, wal_page_magic: 0xD113, control_version: 1300, catversion_min: 202_209_061 + 1, catversion_max: 202_307_071 },
-    Row { major: PgMajor::V17, number: 17, wal_page_magic: 0xD116, control_version: 1700, catversion_min: 202_307_071 + 1, catversion_max: 202_406_281 },
-    Row { major: PgMajor::V18, number: 18, wal_page_magic: 0xD118, control_version: 1800, catversion_min: 202_406_281 + 1, catversion_max: 202_506_291 + 99_999 },
+    Row {
+        major: PgMajor::V14,
+        number: 14,
+        wal_page_magic: 0xD10D,
+        control_version: 1300,
+        catversion_min: 202_007_201,
+        catversion_max: 202_107_181,
+    },
+    Row {
+        major: PgMajor::V15,
+        number: 15,
+        wal_page_magic: 0xD110,
+        control_version: 1300,
+        catversion_min: 202_107_181 + 1,
+        catversion_max: 202_209_061,
+    },
+    Row {
+        major: PgMajor::V16,
+        number: 16,
+        wal_page_magic: 0xD113,
+        control_version: 1300,
+        catversion_min: 202_209_061 + 1,
+        catversion_max: 202_307_071,
+    },
+    Row {
+        major: PgMajor::V17,
+        number: 17,
+        wal_page_magic: 0xD116,
+        control_version: 1700,
+        catversion_min: 202_307_071 + 1,
+        catversion_max: 202_406_281,
+    },
+    Row {
+        major: PgMajor::V18,
+        number: 18,
+        wal_page_magic: 0xD118,
+        control_version: 1800,
+        catversion_min: 202_406_281 + 1,
+        catversion_max: 202_506_291 + 99_999,
+    },
 ];
 
 impl PgMajor {
     /// Every supported major, oldest first.
-    pub const ALL: [PgMajor; 5] = [PgMajor::V14, PgMajor::V15, PgMajor::V16, PgMajor::V17, PgMajor::V18];
+    pub const ALL: [PgMajor; 5] = [
+        PgMajor::V14,
+        PgMajor::V15,
+        PgMajor::V16,
+        PgMajor::V17,
+        PgMajor::V18,
+    ];
 
     fn row(self) -> &'static Row {
         // TABLE is indexed in declaration order of the enum.
@@ -97,7 +138,10 @@ impl PgMajor {
 
     /// The major whose WAL pages carry `magic`.
     pub fn from_wal_page_magic(magic: u16) -> Option<PgMajor> {
-        TABLE.iter().find(|r| r.wal_page_magic == magic).map(|r| r.major)
+        TABLE
+            .iter()
+            .find(|r| r.wal_page_magic == magic)
+            .map(|r| r.major)
     }
 
     /// `PG_CONTROL_VERSION`.
@@ -120,18 +164,40 @@ impl PgMajor {
     /// `bimg_info` bits of full-page images in WAL records.
     pub fn bimg_flags(self) -> BimgFlags {
         if self == PgMajor::V14 {
-            BimgFlags { has_hole: 0x01, apply: 0x04, compressed_mask: 0x02, pglz: 0x02, lz4: 0, zstd: 0 }
+            BimgFlags {
+                has_hole: 0x01,
+                apply: 0x04,
+                compressed_mask: 0x02,
+                pglz: 0x02,
+                lz4: 0,
+                zstd: 0,
+            }
         } else {
-            BimgFlags { has_hole: 0x01, apply: 0x02, compressed_mask: 0x1C, pglz: 0x04, lz4: 0x08, zstd: 0x10 }
+            BimgFlags {
+                has_hole: 0x01,
+                apply: 0x02,
+                compressed_mask: 0x1C,
+                pglz: 0x04,
+                lz4: 0x08,
+                zstd: 0x10,
+            }
         }
     }
 
     /// RM_DBASE info codes.
     pub fn dbase_info(self) -> DbaseInfo {
         if self == PgMajor::V14 {
-            DbaseInfo { create_file_copy: 0x00, create_wal_log: None, drop: 0x10 }
+            DbaseInfo {
+                create_file_copy: 0x00,
+                create_wal_log: None,
+                drop: 0x10,
+            }
         } else {
-            DbaseInfo { create_file_copy: 0x00, create_wal_log: Some(0x10), drop: 0x20 }
+            DbaseInfo {
+                create_file_copy: 0x00,
+                create_wal_log: Some(0x10),
+                drop: 0x20,
+            }
         }
     }
 

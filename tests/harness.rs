@@ -9,7 +9,10 @@ fn primary_standby_promote() {
     let Some(pg) = install(15) else { return };
     let mut primary = Cluster::init(&pg, "primary", &InitOptions::default());
     primary.start();
-    primary.psql("postgres", "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g");
+    primary.psql(
+        "postgres",
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
     let mut standby = primary.make_standby("standby", false);
     standby.start();
     let lsn = primary.psql("postgres", "SELECT pg_current_wal_insert_lsn()");

@@ -1,2 +1,5 @@
 //! `gsbuild inspect`: human-readable dumps of pg_control and WAL, in the formats of
 //! `pg_controldata` and `pg_waldump` so that tests can compare them line by line.
+
+pub mod control;
+pub mod wal;

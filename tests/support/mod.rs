@@ -37,11 +37,15 @@ impl PgInstall {
 }
 
 fn pg_root() -> PathBuf {
-    std::env::var_os("GSBUILD_PG_ROOT").map(PathBuf::from).unwrap_or_else(|| "/opt/gsbuild-pg".into())
+    std::env::var_os("GSBUILD_PG_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/opt/gsbuild-pg".into())
 }
 
 fn under_ci() -> bool {
-    std::env::var("CI").map(|v| !v.is_empty() && v != "0" && v != "false").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "0" && v != "false")
+        .unwrap_or(false)
 }
 
 /// The toolset of `major` installed by `.ci/install-pg.sh`. Returns `None` (after saying so)
@@ -49,7 +53,11 @@ fn under_ci() -> bool {
 pub fn install(major: u32) -> Option<PgInstall> {
     let bin = pg_root().join(major.to_string()).join("bin");
     if bin.join("postgres").is_file() {
-        return Some(PgInstall { major, bin, label: format!("pg{major}") });
+        return Some(PgInstall {
+            major,
+            bin,
+            label: format!("pg{major}"),
+        });
     }
     missing(&format!("PostgreSQL {major} toolset at {}", bin.display()))
 }
@@ -58,7 +66,11 @@ pub fn install(major: u32) -> Option<PgInstall> {
 pub fn debian_install() -> Option<PgInstall> {
     let bin = PathBuf::from("/usr/lib/postgresql/15/bin");
     if bin.join("postgres").is_file() && bin.join("pg_waldump").is_file() {
-        return Some(PgInstall { major: 15, bin, label: "debian-pg15".into() });
+        return Some(PgInstall {
+            major: 15,
+            bin,
+            label: "debian-pg15".into(),
+        });
     }
     missing("Debian's PostgreSQL 15 at /usr/lib/postgresql/15/bin")
 }
@@ -89,7 +101,9 @@ pub fn server_command(program: impl AsRef<OsStr>) -> Command {
 
 /// Runs `cmd`, panicking with its output when it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -104,7 +118,12 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 /// Gives `path` (recursively) to the server user when running as root.
 pub fn chown_to_server_user(path: &Path) {
     if running_as_root() {
-        run_ok(Command::new("chown").arg("-R").arg(format!("{SERVER_USER}:")).arg(path));
+        run_ok(
+            Command::new("chown")
+                .arg("-R")
+                .arg(format!("{SERVER_USER}:"))
+                .arg(path),
+        );
     }
 }
 
@@ -122,13 +141,17 @@ impl TestDir {
     pub fn new(name: &str) -> TestDir {
         let base = std::env::temp_dir().join("gsbuild-tests");
         std::fs::create_dir_all(&base).expect("create test base dir");
-        let _ = std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o1777));
+        let _ =
+            std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o1777));
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let path = base.join(format!("{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create test dir");
         chown_to_server_user(&path);
-        TestDir { path, keep: std::env::var_os("GSBUILD_KEEP_TEST_DIRS").is_some() }
+        TestDir {
+            path,
+            keep: std::env::var_os("GSBUILD_KEEP_TEST_DIRS").is_some(),
+        }
     }
 }
 
@@ -161,7 +184,12 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { checksums: true, wal_segsize_mb: 16, tcp: false, extra_conf: String::new() }
+        InitOptions {
+            checksums: true,
+            wal_segsize_mb: 16,
+            tcp: false,
+            extra_conf: String::new(),
+        }
     }
 }
 
@@ -203,18 +231,36 @@ impl Cluster {
         let dir = TestDir::new(&format!("{}-{name}", install.label));
         let data = dir.path.join("data");
         let mut cmd = server_command(install.tool("initdb"));
-        cmd.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        cmd.arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         cmd.arg(format!("--wal-segsize={}", opts.wal_segsize_mb));
         if opts.checksums {
             cmd.arg("-k");
         }
         run_ok(&mut cmd);
         let port = if opts.tcp { free_port() } else { 5432 };
-        let c = Cluster { install: install.clone(), dir, port, tcp: opts.tcp, running: false };
+        let c = Cluster {
+            install: install.clone(),
+            dir,
+            port,
+            tcp: opts.tcp,
+            running: false,
+        };
         c.append_conf(BASE_CONF);
         c.append_conf(&c.connection_conf());
         c.append_conf(&opts.extra_conf);
-        c.append_file("pg_hba.conf", "local replication all trust\nhost replication all 127.0.0.1/32 trust\n");
+        c.append_file(
+            "pg_hba.conf",
+            "local replication all trust\nhost replication all 127.0.0.1/32 trust\n",
+        );
         c
     }
 
@@ -239,7 +285,11 @@ impl Cluster {
 
     /// A libpq connection string for this cluster over its unix socket.
     pub fn connstr(&self, dbname: &str) -> String {
-        format!("host={} port={} user=postgres dbname={dbname}", self.dir.path.display(), self.port)
+        format!(
+            "host={} port={} user=postgres dbname={dbname}",
+            self.dir.path.display(),
+            self.port
+        )
     }
 
     /// The server log file.
@@ -256,7 +306,11 @@ impl Cluster {
     pub fn append_file(&self, name: &str, text: &str) {
         use std::io::Write;
         let path = self.datadir().join(name);
-        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(&path).expect("open conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .expect("open conf");
         writeln!(f, "{text}").expect("append conf");
         chown_to_server_user(&path);
     }
@@ -264,11 +318,19 @@ impl Cluster {
     /// Starts the server and waits until it accepts connections.
     pub fn start(&mut self) {
         let mut cmd = server_command(self.install.tool("pg_ctl"));
-        cmd.arg("-D").arg(self.datadir()).arg("-l").arg(self.log_path()).args(["-w", "-t", "120", "start"]);
+        cmd.arg("-D")
+            .arg(self.datadir())
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", "120", "start"]);
         let out = cmd.output().expect("run pg_ctl start");
         if !out.status.success() {
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            panic!("pg_ctl start failed for {}: {}\n{log}", self.install.label, String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "pg_ctl start failed for {}: {}\n{log}",
+                self.install.label,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         self.running = true;
     }
@@ -277,7 +339,9 @@ impl Cluster {
     pub fn stop_mode(&mut self, mode: &str) {
         if self.running {
             let mut cmd = server_command(self.install.tool("pg_ctl"));
-            cmd.arg("-D").arg(self.datadir()).args(["-w", "-t", "120", "-m", mode, "stop"]);
+            cmd.arg("-D")
+                .arg(self.datadir())
+                .args(["-w", "-t", "120", "-m", mode, "stop"]);
             run_ok(&mut cmd);
             self.running = false;
         }
@@ -314,7 +378,10 @@ impl Cluster {
     /// Runs a multi-statement SQL script through psql (statements run one by one, outside a
     /// single transaction, so VACUUM and CREATE DATABASE work).
     pub fn psql_script(&self, dbname: &str, script: &str) -> String {
-        let path = self.dir.path.join(format!("script-{}.sql", SEQ.fetch_add(1, Ordering::SeqCst)));
+        let path = self
+            .dir
+            .path
+            .join(format!("script-{}.sql", SEQ.fetch_add(1, Ordering::SeqCst)));
         std::fs::write(&path, script).expect("write script");
         chown_to_server_user(&path);
         let mut cmd = server_command(self.install.tool("psql"));
@@ -334,11 +401,31 @@ impl Cluster {
         let dir = TestDir::new(&format!("{}-{name}", self.install.label));
         let data = dir.path.join("data");
         let mut cmd = server_command(self.install.tool("pg_basebackup"));
-        cmd.arg("-D").arg(&data).arg("-h").arg(self.socket_dir()).arg("-p").arg(self.port.to_string());
-        cmd.args(["-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync"]);
+        cmd.arg("-D")
+            .arg(&data)
+            .arg("-h")
+            .arg(self.socket_dir())
+            .arg("-p")
+            .arg(self.port.to_string());
+        cmd.args([
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ]);
         run_ok(&mut cmd);
         let port = if tcp { free_port() } else { 5432 };
-        let c = Cluster { install: self.install.clone(), dir, port, tcp, running: false };
+        let c = Cluster {
+            install: self.install.clone(),
+            dir,
+            port,
+            tcp,
+            running: false,
+        };
         c.append_conf(&c.connection_conf());
         c
     }
@@ -346,7 +433,9 @@ impl Cluster {
     /// Promotes a standby and waits until it accepts writes.
     pub fn promote(&self) {
         let mut cmd = server_command(self.install.tool("pg_ctl"));
-        cmd.arg("-D").arg(self.datadir()).args(["-w", "-t", "120", "promote"]);
+        cmd.arg("-D")
+            .arg(self.datadir())
+            .args(["-w", "-t", "120", "promote"]);
         run_ok(&mut cmd);
         for _ in 0..600 {
             if self.psql("postgres", "SELECT pg_is_in_recovery()") == "f" {
@@ -354,7 +443,10 @@ impl Cluster {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("{} did not leave recovery after promote", self.install.label);
+        panic!(
+            "{} did not leave recovery after promote",
+            self.install.label
+        );
     }
 
     /// Waits until this standby has replayed at least `lsn` (an `X/X` string).
@@ -395,7 +487,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if self.running {
             let mut cmd = server_command(self.install.tool("pg_ctl"));
-            cmd.arg("-D").arg(self.datadir()).args(["-w", "-t", "60", "-m", "immediate", "stop"]);
+            cmd.arg("-D")
+                .arg(self.datadir())
+                .args(["-w", "-t", "60", "-m", "immediate", "stop"]);
             let _ = cmd.output();
         }
     }

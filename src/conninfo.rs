@@ -1,0 +1,2 @@
+//! libpq connection strings and URIs, with the environment and password-file fallbacks.
+//! (Being written.)

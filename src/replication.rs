@@ -1,0 +1,1 @@
+//! A small client for PostgreSQL's streaming replication protocol. (Being written.)
