@@ -1,5 +1,5 @@
 //! The WAL reader against real servers: records and block references of WAL written by
-//! PostgreSQL 15 and 17 (inserts, updates, checkpoints, a WAL switch, a 20 KB record,
+//! PostgreSQL 14 to 18 (inserts, updates, checkpoints, a WAL switch, a 20 KB record,
 //! compressed full-page images) compared with `pg_waldump --bkp-details` on the same segment
 //! files; a flipped byte reported as an error naming the record; the `xl_prev` chain walked
 //! backwards from the last record to the first; `gsbuild inspect wal` lines compared with
@@ -263,4 +263,19 @@ fn pg15_wal_matches_pg_waldump() {
 #[test]
 fn pg17_wal_matches_pg_waldump() {
     check_major(17);
+}
+
+#[test]
+fn pg14_wal_matches_pg_waldump() {
+    check_major(14);
+}
+
+#[test]
+fn pg16_wal_matches_pg_waldump() {
+    check_major(16);
+}
+
+#[test]
+fn pg18_wal_matches_pg_waldump() {
+    check_major(18);
 }
