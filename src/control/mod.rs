@@ -3,9 +3,9 @@
 //!
 //! The inspect phase reads the target's file to learn its state, timelines and WAL geometry; the
 //! finish phase writes the source's copy back with a new minimum recovery point. Layout
-//! differences between majors are data ([`Layout`], and the capability methods of [`PgMajor`]),
-//! not per-version code. A decoded file remembers the bytes it came from, so that re-encoding an
-//! unmodified file reproduces it exactly, alignment padding included.
+//! differences between majors are data (the `Layout` table, and the capability methods of
+//! [`PgMajor`]), not per-version code. A decoded file remembers the bytes it came from, so that
+//! re-encoding an unmodified file reproduces it exactly, alignment padding included.
 
 mod checkpoint;
 mod io;
@@ -152,7 +152,10 @@ pub enum ControlError {
         computed: u32,
     },
     /// `floatFormat` is not 1234567.0: another platform's file, or garbage.
-    #[error("float format check value is {}, expected {FLOAT_FORMAT_VALUE:.1}", f64::from_bits(*.bits))]
+    #[error(
+        "float format check value is {}, expected {FLOAT_FORMAT_VALUE:.1}",
+        f64::from_bits(*.bits)
+    )]
     FloatFormat {
         /// The stored double, as bits.
         bits: u64,

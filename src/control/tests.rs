@@ -83,6 +83,33 @@ fn synthetic(major: PgMajor) -> Vec<u8> {
     b
 }
 
+/// The `checkPointCopy` values [`synthetic`] writes.
+fn assert_checkpoint(cp: &CheckPoint, major: PgMajor) {
+    assert_eq!(cp.redo, Lsn(0x1_0000_0020));
+    assert_eq!((cp.this_timeline_id.0, cp.prev_timeline_id.0), (2, 1));
+    assert!(cp.full_page_writes);
+    let level = (major >= PgMajor::V17).then_some(WalLevel::LOGICAL);
+    assert_eq!(cp.wal_level, level);
+    assert_eq!(cp.next_xid.to_string(), "3:753");
+    let xids = [
+        cp.next_oid,
+        cp.next_multi,
+        cp.next_multi_offset,
+        cp.oldest_xid,
+        cp.oldest_xid_db,
+        cp.oldest_multi,
+        cp.oldest_multi_db,
+    ];
+    assert_eq!(xids, [100, 101, 102, 103, 104, 105, 106]);
+    assert_eq!(cp.time, 1_700_000_002);
+    let ts = [
+        cp.oldest_commit_ts_xid,
+        cp.newest_commit_ts_xid,
+        cp.oldest_active_xid,
+    ];
+    assert_eq!(ts, [201, 202, 203]);
+}
+
 #[test]
 fn every_field_of_a_synthetic_file() {
     for major in PgMajor::ALL {
@@ -95,30 +122,7 @@ fn every_field_of_a_synthetic_file() {
         assert_eq!(f.state, DbState::InArchiveRecovery);
         assert_eq!(f.time, 1_700_000_001);
         assert_eq!(f.checkpoint, Lsn(0x1_0000_0028));
-        let cp = f.checkpoint_copy;
-        assert_eq!(cp.redo, Lsn(0x1_0000_0020));
-        assert_eq!((cp.this_timeline_id.0, cp.prev_timeline_id.0), (2, 1));
-        assert!(cp.full_page_writes);
-        let level = (major >= PgMajor::V17).then_some(WalLevel::LOGICAL);
-        assert_eq!(cp.wal_level, level);
-        assert_eq!(cp.next_xid.to_string(), "3:753");
-        let xids = [
-            cp.next_oid,
-            cp.next_multi,
-            cp.next_multi_offset,
-            cp.oldest_xid,
-            cp.oldest_xid_db,
-            cp.oldest_multi,
-            cp.oldest_multi_db,
-        ];
-        assert_eq!(xids, [100, 101, 102, 103, 104, 105, 106]);
-        assert_eq!(cp.time, 1_700_000_002);
-        let ts = [
-            cp.oldest_commit_ts_xid,
-            cp.newest_commit_ts_xid,
-            cp.oldest_active_xid,
-        ];
-        assert_eq!(ts, [201, 202, 203]);
+        assert_checkpoint(&f.checkpoint_copy, major);
         assert_eq!(f.unlogged_lsn, Lsn(0x3E8));
         assert_eq!(f.min_recovery_point, Lsn(0x2_0000_0100));
         assert_eq!(f.min_recovery_point_tli, TimeLineId(2));
