@@ -244,6 +244,9 @@ impl Cluster {
         cmd.arg(format!("--wal-segsize={}", opts.wal_segsize_mb));
         if opts.checksums {
             cmd.arg("-k");
+        } else if install.major >= 18 {
+            // initdb 18 turns checksums on by default.
+            cmd.arg("--no-data-checksums");
         }
         run_ok(&mut cmd);
         let port = if opts.tcp { free_port() } else { 5432 };
