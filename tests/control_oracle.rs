@@ -195,13 +195,6 @@ fn states(pg: Option<PgInstall>) {
     check(&primary, DbState::InProduction, "primary-running");
 
     let mut standby = primary.make_standby("ctl-standby", false);
-    // pg_basebackup 17+ writes libpq options (sslnegotiation) that the walreceiver cannot parse
-    // here: the wheel's libpqwalreceiver loads the system's older libpq. A plain conninfo, later
-    // in postgresql.auto.conf, wins.
-    standby.append_file(
-        "postgresql.auto.conf",
-        &format!("primary_conninfo = '{}'", primary.connstr("postgres")),
-    );
     standby.start();
     primary.psql_script(
         "postgres",
