@@ -11,11 +11,15 @@
 pub mod conninfo;
 pub mod control;
 pub mod cursor;
+pub mod datadir;
 pub mod error;
+pub mod filemap;
 pub mod inspect;
 pub mod lsn;
 pub mod relpath;
 pub mod replication;
+pub mod source;
+pub mod target;
 pub mod timeline;
 pub mod version;
 pub mod xlog;
