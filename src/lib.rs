@@ -16,6 +16,7 @@ pub mod error;
 pub mod filemap;
 pub mod inspect;
 pub mod lsn;
+pub mod plan;
 pub mod relpath;
 pub mod replication;
 pub mod source;
