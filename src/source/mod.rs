@@ -5,6 +5,7 @@
 //! and WAL).
 
 pub mod local;
+pub mod server;
 
 use crate::error::Result;
 use crate::filemap::FileKind;
