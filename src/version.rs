@@ -69,7 +69,8 @@ const TABLE: [Row; 5] = [
         number: 14,
         wal_page_magic: 0xD10D,
         control_version: 1300,
-        catversion_min: 202_007_201,
+        // 13's final catalog version is 202007201 and 13 also writes pg_control version 1300.
+        catversion_min: 202_007_201 + 1,
         catversion_max: 202_107_181,
     },
     Row {
@@ -253,5 +254,6 @@ mod tests {
         assert_eq!(PgMajor::from_control(1800, 202506291), Some(PgMajor::V18));
         assert_eq!(PgMajor::from_control(1700, 202107181), None);
         assert_eq!(PgMajor::from_control(1201, 201909212), None);
+        assert_eq!(PgMajor::from_control(1300, 202007201), None);
     }
 }

@@ -1,0 +1,439 @@
+//! pg_control (`global/pg_control`): decode, validate and encode the control file of PostgreSQL
+//! 14–18 (x86-64 layout).
+//!
+//! The inspect phase reads the target's file to learn its state, timelines and WAL geometry; the
+//! finish phase writes the source's copy back with a new minimum recovery point. Layout
+//! differences between majors are data ([`Layout`], and the capability methods of [`PgMajor`]),
+//! not per-version code. A decoded file remembers the bytes it came from, so that re-encoding an
+//! unmodified file reproduces it exactly, alignment padding included.
+
+mod checkpoint;
+mod io;
+#[cfg(test)]
+mod tests;
+
+pub use checkpoint::{CheckPoint, DbState, FullTransactionId, WalLevel};
+
+use crate::error::Error;
+use crate::lsn::{Lsn, TimeLineId};
+use crate::version::PgMajor;
+use io::{Reader, Writer};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Size of the file PostgreSQL writes (`PG_CONTROL_FILE_SIZE`), in bytes; everything past the
+/// struct is zero.
+pub const PG_CONTROL_FILE_SIZE: usize = 8192;
+
+/// Where the control file lives inside a data directory.
+pub const CONTROL_FILE_PATH: &str = "global/pg_control";
+
+/// Length of `mock_authentication_nonce`, in bytes.
+pub const MOCK_AUTH_NONCE_LEN: usize = 32;
+
+/// `FLOATFORMAT_VALUE`: the double every control file stores to detect foreign float formats.
+pub const FLOAT_FORMAT_VALUE: f64 = 1234567.0;
+
+/// Byte offsets in `ControlFileData` that every supported major shares.
+mod off {
+    pub const SYSTEM_IDENTIFIER: usize = 0;
+    pub const CONTROL_VERSION: usize = 8;
+    pub const CATALOG_VERSION: usize = 12;
+    pub const STATE: usize = 16;
+    pub const TIME: usize = 24;
+    pub const CHECKPOINT: usize = 32;
+    pub const CHECKPOINT_COPY: usize = 40;
+    pub const UNLOGGED_LSN: usize = 128;
+    pub const MIN_RECOVERY_POINT: usize = 136;
+    pub const MIN_RECOVERY_POINT_TLI: usize = 144;
+    pub const BACKUP_START_POINT: usize = 152;
+    pub const BACKUP_END_POINT: usize = 160;
+    pub const BACKUP_END_REQUIRED: usize = 168;
+    pub const WAL_LEVEL: usize = 172;
+    pub const WAL_LOG_HINTS: usize = 176;
+    pub const MAX_CONNECTIONS: usize = 180;
+    pub const MAX_WORKER_PROCESSES: usize = 184;
+    pub const MAX_WAL_SENDERS: usize = 188;
+    pub const MAX_PREPARED_XACTS: usize = 192;
+    pub const MAX_LOCKS_PER_XACT: usize = 196;
+    pub const TRACK_COMMIT_TIMESTAMP: usize = 200;
+    pub const MAX_ALIGN: usize = 204;
+    pub const FLOAT_FORMAT: usize = 208;
+    pub const BLCKSZ: usize = 216;
+    pub const RELSEG_SIZE: usize = 220;
+    pub const XLOG_BLCKSZ: usize = 224;
+    pub const XLOG_SEG_SIZE: usize = 228;
+    pub const NAME_DATA_LEN: usize = 232;
+    pub const INDEX_MAX_KEYS: usize = 236;
+    pub const TOAST_MAX_CHUNK_SIZE: usize = 240;
+    pub const LOBLKSIZE: usize = 244;
+    pub const FLOAT8_BY_VAL: usize = 248;
+    pub const DATA_CHECKSUM_VERSION: usize = 252;
+}
+
+/// The offsets that differ between majors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    /// `default_char_signedness` (18+).
+    char_signedness: Option<usize>,
+    /// `mock_authentication_nonce`.
+    nonce: usize,
+    /// `crc`; the CRC covers every byte before it.
+    crc: usize,
+    /// `sizeof(ControlFileData)`.
+    size: usize,
+}
+
+impl Layout {
+    fn of(major: PgMajor) -> Layout {
+        if major.control_has_char_signedness() {
+            Layout {
+                char_signedness: Some(256),
+                nonce: 257,
+                crc: 292,
+                size: 296,
+            }
+        } else {
+            Layout {
+                char_signedness: None,
+                nonce: 256,
+                crc: 288,
+                size: 296,
+            }
+        }
+    }
+
+    /// The fewest bytes any supported major needs, checked before the major is known.
+    fn min_size() -> usize {
+        PgMajor::ALL
+            .iter()
+            .map(|m| Layout::of(*m).size)
+            .min()
+            .unwrap_or(PG_CONTROL_FILE_SIZE)
+    }
+}
+
+/// What is wrong with a control file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The file is shorter than the fields it must hold.
+    #[error(
+        "file is {have} bytes, too short for the {need}-byte control data \
+         (PostgreSQL writes {PG_CONTROL_FILE_SIZE}-byte files)"
+    )]
+    Truncated {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes found.
+        have: usize,
+    },
+    /// No supported major writes this pair of version numbers.
+    #[error(
+        "pg_control version {control_version} with catalog version {catalog_version} is not a \
+         supported PostgreSQL major ({}–{})",
+        PgMajor::ALL[0],
+        PgMajor::ALL[PgMajor::ALL.len() - 1]
+    )]
+    UnsupportedVersion {
+        /// `pg_control_version` found.
+        control_version: u32,
+        /// `catalog_version_no` found.
+        catalog_version: u32,
+    },
+    /// The stored CRC does not match the contents.
+    #[error(
+        "calculated CRC checksum {computed:08X} does not match value stored in file {stored:08X}"
+    )]
+    Crc {
+        /// CRC stored in the file.
+        stored: u32,
+        /// CRC-32C of the bytes before it.
+        computed: u32,
+    },
+    /// `floatFormat` is not 1234567.0: another platform's file, or garbage.
+    #[error("float format check value is {}, expected {FLOAT_FORMAT_VALUE:.1}", f64::from_bits(*.bits))]
+    FloatFormat {
+        /// The stored double, as bits.
+        bits: u64,
+    },
+    /// `state` is not one of the seven `DBState` values.
+    #[error("unrecognized database cluster state {0}")]
+    UnknownState(i32),
+}
+
+impl From<crate::cursor::Truncated> for ControlError {
+    fn from(t: crate::cursor::Truncated) -> Self {
+        ControlError::Truncated {
+            need: t.at.saturating_add(t.need),
+            have: t.at.saturating_add(t.have),
+        }
+    }
+}
+
+/// The struct bytes a file was decoded from, kept to reproduce its padding on encode.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Original(Vec<u8>);
+
+impl fmt::Debug for Original {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Original({} bytes)", self.0.len())
+    }
+}
+
+/// The contents of pg_control (`ControlFileData`), every field pg_controldata prints.
+///
+/// Equality also compares the padding bytes of the file it was decoded from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ControlFile {
+    /// The major whose layout the file has (from its version numbers).
+    pub major: PgMajor,
+    /// `system_identifier`: unique per `initdb`, shared by its standbys.
+    pub system_identifier: u64,
+    /// `pg_control_version`.
+    pub pg_control_version: u32,
+    /// `catalog_version_no`.
+    pub catalog_version_no: u32,
+    /// `state`.
+    pub state: DbState,
+    /// `time`: last update of the file, seconds since the Unix epoch.
+    pub time: i64,
+    /// `checkPoint`: position of the latest checkpoint record.
+    pub checkpoint: Lsn,
+    /// `checkPointCopy`: the latest checkpoint record's contents.
+    pub checkpoint_copy: CheckPoint,
+    /// `unloggedLSN`: fake LSN counter for unlogged relations.
+    pub unlogged_lsn: Lsn,
+    /// `minRecoveryPoint`: recovery must replay up to here before the cluster is consistent.
+    pub min_recovery_point: Lsn,
+    /// `minRecoveryPointTLI`: timeline of `min_recovery_point` (0 when unset).
+    pub min_recovery_point_tli: TimeLineId,
+    /// `backupStartPoint`.
+    pub backup_start_point: Lsn,
+    /// `backupEndPoint`.
+    pub backup_end_point: Lsn,
+    /// `backupEndRequired`.
+    pub backup_end_required: bool,
+    /// `wal_level` setting.
+    pub wal_level: WalLevel,
+    /// `wal_log_hints` setting.
+    pub wal_log_hints: bool,
+    /// `max_connections` setting (`MaxConnections`).
+    pub max_connections: i32,
+    /// `max_worker_processes` setting.
+    pub max_worker_processes: i32,
+    /// `max_wal_senders` setting.
+    pub max_wal_senders: i32,
+    /// `max_prepared_transactions` setting.
+    pub max_prepared_xacts: i32,
+    /// `max_locks_per_transaction` setting.
+    pub max_locks_per_xact: i32,
+    /// `track_commit_timestamp` setting.
+    pub track_commit_timestamp: bool,
+    /// `maxAlign`, bytes.
+    pub max_align: u32,
+    /// `floatFormat`; always [`FLOAT_FORMAT_VALUE`] in a file that decoded.
+    pub float_format: f64,
+    /// `blcksz`: data page size, bytes.
+    pub blcksz: u32,
+    /// `relseg_size`: blocks per relation segment file.
+    pub relseg_size: u32,
+    /// `xlog_blcksz`: WAL page size, bytes.
+    pub xlog_blcksz: u32,
+    /// `xlog_seg_size`: WAL segment size, bytes.
+    pub xlog_seg_size: u32,
+    /// `nameDataLen`, bytes.
+    pub name_data_len: u32,
+    /// `indexMaxKeys`.
+    pub index_max_keys: u32,
+    /// `toast_max_chunk_size`, bytes.
+    pub toast_max_chunk_size: u32,
+    /// `loblksize`, bytes.
+    pub loblksize: u32,
+    /// `float8ByVal`.
+    pub float8_by_val: bool,
+    /// `data_checksum_version`: 0 without data checksums.
+    pub data_checksum_version: u32,
+    /// `default_char_signedness` (true: signed); `None` before 18, which did not store it.
+    pub default_char_signedness: Option<bool>,
+    /// `mock_authentication_nonce`.
+    pub mock_authentication_nonce: [u8; MOCK_AUTH_NONCE_LEN],
+    /// `crc` as stored; [`ControlFile::encode`] recomputes it.
+    pub crc: u32,
+    original: Original,
+}
+
+impl ControlFile {
+    /// Decodes and validates a control file: at least `sizeof(ControlFileData)` bytes (PostgreSQL
+    /// writes 8192), version numbers of a supported major, a matching CRC-32C, the float format
+    /// check value and a known cluster state.
+    pub fn decode(bytes: &[u8]) -> Result<ControlFile, ControlError> {
+        let min = Layout::min_size();
+        if bytes.len() < min {
+            return Err(ControlError::Truncated {
+                need: min,
+                have: bytes.len(),
+            });
+        }
+        let r = Reader::new(bytes);
+        let control_version = r.u32(off::CONTROL_VERSION)?;
+        let catalog_version = r.u32(off::CATALOG_VERSION)?;
+        let major = PgMajor::from_control(control_version, catalog_version).ok_or(
+            ControlError::UnsupportedVersion {
+                control_version,
+                catalog_version,
+            },
+        )?;
+        let layout = Layout::of(major);
+        let stored = r.u32(layout.crc)?;
+        let computed = crc32c::crc32c(r.bytes(0, layout.crc)?);
+        if stored != computed {
+            return Err(ControlError::Crc { stored, computed });
+        }
+        let float_format = r.f64(off::FLOAT_FORMAT)?;
+        if float_format.to_bits() != FLOAT_FORMAT_VALUE.to_bits() {
+            return Err(ControlError::FloatFormat {
+                bits: float_format.to_bits(),
+            });
+        }
+        let raw_state = r.i32(off::STATE)?;
+        let state = DbState::from_i32(raw_state).ok_or(ControlError::UnknownState(raw_state))?;
+        let mut file = Self::decode_fields(&r, major, layout, state)?;
+        file.original = Original(r.bytes(0, layout.size)?.to_vec());
+        Ok(file)
+    }
+
+    fn decode_fields(
+        r: &Reader<'_>,
+        major: PgMajor,
+        layout: Layout,
+        state: DbState,
+    ) -> Result<ControlFile, crate::cursor::Truncated> {
+        let char_signedness = layout.char_signedness.map(|at| r.bool(at)).transpose()?;
+        let checkpoint_bytes = r.bytes(off::CHECKPOINT_COPY, CheckPoint::SIZE)?;
+        Ok(ControlFile {
+            major,
+            system_identifier: r.u64(off::SYSTEM_IDENTIFIER)?,
+            pg_control_version: r.u32(off::CONTROL_VERSION)?,
+            catalog_version_no: r.u32(off::CATALOG_VERSION)?,
+            state,
+            time: r.i64(off::TIME)?,
+            checkpoint: Lsn(r.u64(off::CHECKPOINT)?),
+            checkpoint_copy: CheckPoint::decode(checkpoint_bytes, major)?,
+            unlogged_lsn: Lsn(r.u64(off::UNLOGGED_LSN)?),
+            min_recovery_point: Lsn(r.u64(off::MIN_RECOVERY_POINT)?),
+            min_recovery_point_tli: TimeLineId(r.u32(off::MIN_RECOVERY_POINT_TLI)?),
+            backup_start_point: Lsn(r.u64(off::BACKUP_START_POINT)?),
+            backup_end_point: Lsn(r.u64(off::BACKUP_END_POINT)?),
+            backup_end_required: r.bool(off::BACKUP_END_REQUIRED)?,
+            wal_level: WalLevel(r.i32(off::WAL_LEVEL)?),
+            wal_log_hints: r.bool(off::WAL_LOG_HINTS)?,
+            max_connections: r.i32(off::MAX_CONNECTIONS)?,
+            max_worker_processes: r.i32(off::MAX_WORKER_PROCESSES)?,
+            max_wal_senders: r.i32(off::MAX_WAL_SENDERS)?,
+            max_prepared_xacts: r.i32(off::MAX_PREPARED_XACTS)?,
+            max_locks_per_xact: r.i32(off::MAX_LOCKS_PER_XACT)?,
+            track_commit_timestamp: r.bool(off::TRACK_COMMIT_TIMESTAMP)?,
+            max_align: r.u32(off::MAX_ALIGN)?,
+            float_format: r.f64(off::FLOAT_FORMAT)?,
+            blcksz: r.u32(off::BLCKSZ)?,
+            relseg_size: r.u32(off::RELSEG_SIZE)?,
+            xlog_blcksz: r.u32(off::XLOG_BLCKSZ)?,
+            xlog_seg_size: r.u32(off::XLOG_SEG_SIZE)?,
+            name_data_len: r.u32(off::NAME_DATA_LEN)?,
+            index_max_keys: r.u32(off::INDEX_MAX_KEYS)?,
+            toast_max_chunk_size: r.u32(off::TOAST_MAX_CHUNK_SIZE)?,
+            loblksize: r.u32(off::LOBLKSIZE)?,
+            float8_by_val: r.bool(off::FLOAT8_BY_VAL)?,
+            data_checksum_version: r.u32(off::DATA_CHECKSUM_VERSION)?,
+            default_char_signedness: char_signedness,
+            mock_authentication_nonce: r.array(layout.nonce)?,
+            crc: r.u32(layout.crc)?,
+            original: Original::default(),
+        })
+    }
+
+    /// The file as `self.major` lays it out: [`PG_CONTROL_FILE_SIZE`] bytes, zero past the
+    /// struct, CRC recomputed. Padding inside the struct is copied from the decoded file, so an
+    /// unmodified file encodes to exactly the bytes it was decoded from.
+    pub fn encode(&self) -> Vec<u8> {
+        let layout = Layout::of(self.major);
+        let mut buf = vec![0u8; PG_CONTROL_FILE_SIZE];
+        let keep = self.original.0.len().min(layout.size);
+        if let (Some(dst), Some(src)) = (buf.get_mut(..keep), self.original.0.get(..keep)) {
+            dst.copy_from_slice(src);
+        }
+        self.encode_fields(&mut Writer::new(&mut buf), layout);
+        let crc = crc32c::crc32c(buf.get(..layout.crc).unwrap_or_default());
+        Writer::new(&mut buf).u32(layout.crc, crc);
+        buf
+    }
+
+    fn encode_fields(&self, w: &mut Writer<'_>, layout: Layout) {
+        w.u64(off::SYSTEM_IDENTIFIER, self.system_identifier);
+        w.u32(off::CONTROL_VERSION, self.pg_control_version);
+        w.u32(off::CATALOG_VERSION, self.catalog_version_no);
+        w.i32(off::STATE, self.state.as_i32());
+        w.i64(off::TIME, self.time);
+        w.u64(off::CHECKPOINT, self.checkpoint.0);
+        self.checkpoint_copy
+            .encode_into(w, off::CHECKPOINT_COPY, self.major);
+        w.u64(off::UNLOGGED_LSN, self.unlogged_lsn.0);
+        w.u64(off::MIN_RECOVERY_POINT, self.min_recovery_point.0);
+        w.u32(off::MIN_RECOVERY_POINT_TLI, self.min_recovery_point_tli.0);
+        w.u64(off::BACKUP_START_POINT, self.backup_start_point.0);
+        w.u64(off::BACKUP_END_POINT, self.backup_end_point.0);
+        w.bool(off::BACKUP_END_REQUIRED, self.backup_end_required);
+        w.i32(off::WAL_LEVEL, self.wal_level.0);
+        w.bool(off::WAL_LOG_HINTS, self.wal_log_hints);
+        w.i32(off::MAX_CONNECTIONS, self.max_connections);
+        w.i32(off::MAX_WORKER_PROCESSES, self.max_worker_processes);
+        w.i32(off::MAX_WAL_SENDERS, self.max_wal_senders);
+        w.i32(off::MAX_PREPARED_XACTS, self.max_prepared_xacts);
+        w.i32(off::MAX_LOCKS_PER_XACT, self.max_locks_per_xact);
+        w.bool(off::TRACK_COMMIT_TIMESTAMP, self.track_commit_timestamp);
+        w.u32(off::MAX_ALIGN, self.max_align);
+        w.f64(off::FLOAT_FORMAT, self.float_format);
+        w.u32(off::BLCKSZ, self.blcksz);
+        w.u32(off::RELSEG_SIZE, self.relseg_size);
+        w.u32(off::XLOG_BLCKSZ, self.xlog_blcksz);
+        w.u32(off::XLOG_SEG_SIZE, self.xlog_seg_size);
+        w.u32(off::NAME_DATA_LEN, self.name_data_len);
+        w.u32(off::INDEX_MAX_KEYS, self.index_max_keys);
+        w.u32(off::TOAST_MAX_CHUNK_SIZE, self.toast_max_chunk_size);
+        w.u32(off::LOBLKSIZE, self.loblksize);
+        w.bool(off::FLOAT8_BY_VAL, self.float8_by_val);
+        w.u32(off::DATA_CHECKSUM_VERSION, self.data_checksum_version);
+        if let Some(at) = layout.char_signedness {
+            w.bool(at, self.default_char_signedness.unwrap_or(false));
+        }
+        w.bytes(layout.nonce, &self.mock_authentication_nonce);
+    }
+
+    /// Name of the WAL segment file holding the latest checkpoint's REDO point, on the
+    /// checkpoint's timeline; `None` when the segment size is 0 (a corrupt file).
+    pub fn redo_wal_file_name(&self) -> Option<String> {
+        let seg_size = self.xlog_seg_size;
+        (seg_size != 0).then(|| {
+            let cp = &self.checkpoint_copy;
+            cp.redo
+                .segment(seg_size)
+                .file_name(cp.this_timeline_id, seg_size)
+        })
+    }
+}
+
+/// Reads and decodes the control file of a data directory (`<dir>/global/pg_control`), or the
+/// file itself when `datadir_or_file` is not a directory. Errors name the file.
+pub fn read_control_file(datadir_or_file: &Path) -> crate::Result<ControlFile> {
+    let path: PathBuf = if datadir_or_file.is_dir() {
+        datadir_or_file.join(CONTROL_FILE_PATH)
+    } else {
+        datadir_or_file.to_path_buf()
+    };
+    let mut file = std::fs::File::open(&path).map_err(|e| Error::io("open file", &path, e))?;
+    let mut bytes = Vec::with_capacity(PG_CONTROL_FILE_SIZE);
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read file", &path, e))?;
+    ControlFile::decode(&bytes).map_err(|kind| Error::Control { path, kind })
+}
