@@ -8,7 +8,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
-        cli::Command::Inspect(cmd) => inspect(cmd),
+        Some(cli::Command::Inspect(cmd)) => inspect(cmd),
+        _ => Err(anyhow::anyhow!("rebuild is not wired yet")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
