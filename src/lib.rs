@@ -16,6 +16,8 @@ pub mod error;
 pub mod filemap;
 pub mod inspect;
 pub mod lsn;
+pub mod pgconf;
+pub mod pgserver;
 pub mod plan;
 pub mod relpath;
 pub mod replication;
