@@ -66,9 +66,8 @@ pub fn as_owner(program: &Path, datadir: &Path) -> Result<Command> {
     let mut cmd = Command::new(program);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 && meta.uid() != 0 {
+        // std clears root's supplementary groups when it sets the uid.
         cmd.uid(meta.uid()).gid(meta.gid());
-        // Supplementary groups of root must not leak into the child.
-        cmd.groups(&[meta.gid()]);
     }
     Ok(cmd)
 }
