@@ -207,6 +207,11 @@ impl PgMajor {
         self >= PgMajor::V17
     }
 
+    /// Whether WAL may carry custom resource manager ids 128..=255 (15+).
+    pub fn has_custom_rmgrs(self) -> bool {
+        self >= PgMajor::V15
+    }
+
     /// Whether `CheckPoint` carries `wal_level` (17+), which moves the fields after
     /// `fullPageWrites`.
     pub fn checkpoint_has_wal_level(self) -> bool {
