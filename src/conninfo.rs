@@ -296,6 +296,16 @@ impl Environment {
         self
     }
 
+    /// The home directory, where `.pgpass` and `.postgresql/root.crt` are looked for.
+    pub fn home(&self) -> Option<&Path> {
+        self.home.as_deref()
+    }
+
+    /// The socket directory used when no host is given.
+    pub fn default_socket_dir(&self) -> &Path {
+        &self.default_socket_dir
+    }
+
     fn var_for_key(&self, key: &str) -> Option<&str> {
         let (name, _) = ENV_VARS.iter().find(|(_, k)| *k == key)?;
         self.vars.get(*name).map(String::as_str)
