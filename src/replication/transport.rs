@@ -198,9 +198,17 @@ pub(super) async fn open(
             let tcp = connect_tcp(name, target).await.map_err(err)?;
             let _ = tcp.set_nodelay(true);
             match tls {
-                Some((config, required)) => negotiate_tls(tcp, name, target, config, required)
-                    .await
-                    .map_err(err)?,
+                Some((config, required)) => {
+                    let negotiation = negotiate_tls(tcp, name, target, config, required);
+                    tokio::time::timeout(io_timeout, negotiation)
+                        .await
+                        .map_err(|_| {
+                            err(format!(
+                                "no response to SSL negotiation within {io_timeout:?}"
+                            ))
+                        })?
+                        .map_err(err)?
+                }
                 None => Transport::Tcp(tcp),
             }
         }
