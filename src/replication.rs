@@ -389,7 +389,18 @@ async fn collect_results_from(
                 let buf = d.buffer();
                 let values: Vec<Option<Bytes>> = d
                     .ranges()
-                    .map(|r| Ok(r.and_then(|r| buf.get(r)).map(Bytes::copy_from_slice)))
+                    .map(|r| match r {
+                        None => Ok(None),
+                        Some(r) => buf
+                            .get(r)
+                            .map(|v| Some(Bytes::copy_from_slice(v)))
+                            .ok_or_else(|| {
+                                std::io::Error::new(
+                                    std::io::ErrorKind::InvalidData,
+                                    "column value out of bounds",
+                                )
+                            }),
+                    })
                     .collect()
                     .map_err(bad)?;
                 rows.push(Row {

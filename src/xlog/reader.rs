@@ -322,10 +322,9 @@ impl WalStreamReader {
             return self.broken(self.pos, WalError::BadRecordOffset);
         }
         let start = self.pos;
-        let Some(len_bytes) = self.avail(start, 4) else {
+        let Some(Ok(total)) = self.avail(start, 4).map(|b| crate::cursor::u32_at(b, 0)) else {
             return Step::NeedInput;
         };
-        let total = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
         if total == 0 {
             return self.end(start, Some(WalError::BadRecordLength(0)));
         }
