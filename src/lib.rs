@@ -25,6 +25,7 @@ pub mod source;
 pub mod target;
 pub mod timeline;
 pub mod version;
+pub mod walscan;
 pub mod xlog;
 
 pub use error::{Error, Result};

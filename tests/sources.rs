@@ -45,8 +45,9 @@ fn server_and_local_sources_agree() {
     c.psql("postgres", "CREATE TABLE big TABLESPACE ts AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 20000) g");
     c.psql("postgres", "CHECKPOINT");
     let rel = c.psql("postgres", "SELECT pg_relation_filepath('big')");
-    let cfg: tokio_postgres::Config = c.connstr("postgres").parse().unwrap();
-    let mut server = ServerSource::connect(&cfg, "test server".into()).unwrap();
+    let env = gsbuild::conninfo::Environment::from_process();
+    let info = gsbuild::conninfo::ConnInfo::resolve(&c.connstr("postgres"), &env).unwrap();
+    let mut server = ServerSource::connect(info, env, Default::default()).unwrap();
     let live = listing(&mut server);
     assert!(
         matches!(live.get(rel.as_str()), Some(FileKind::File { size }) if *size > 8 << 20),

@@ -5,7 +5,11 @@
 use super::{ChunkSink, FetchRange, Source, SourceFile, WalSink};
 use crate::datadir;
 use crate::error::{Error, Result};
+use crate::control::{read_control_file, ControlFile};
 use crate::lsn::{Lsn, TimeLineId};
+use crate::timeline::{history_file_name, parse_history, HistoryError, TimeLineHistoryEntry};
+use crate::walscan::{self, RestoringWalDir};
+use crate::xlog::{SegmentSource, WalReader};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,18 @@ impl LocalSource {
 }
 
 impl LocalSource {
+    fn history(&mut self, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {
+        let text = self.timeline_history(tli)?.unwrap_or_default();
+        let path = self.root.join("pg_wal").join(history_file_name(tli));
+        let text = String::from_utf8(text)
+            .map_err(|_| Error::History { path: path.clone(), kind: HistoryError::Syntax { line: 1 } })?;
+        parse_history(&text, tli).map_err(|kind| Error::History { path, kind })
+    }
+
+    fn wal_dir(&self, cf: &ControlFile, history: Vec<TimeLineHistoryEntry>) -> RestoringWalDir {
+        RestoringWalDir::new(&self.root, cf.xlog_seg_size, history, None)
+    }
+
     fn copy_range(
         &self,
         r: &FetchRange,
@@ -115,9 +131,14 @@ impl Source for LocalSource {
     }
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {
-        Err(Error::Usage(
-            "local source WAL position: not built yet".into(),
-        ))
+        let cf = read_control_file(&self.root)?;
+        let tli = cf.checkpoint_copy.this_timeline_id.max(cf.min_recovery_point_tli);
+        let history = self.history(tli)?;
+        let mut reader = WalReader::new(self.wal_dir(&cf, history), cf.xlog_seg_size, Some(cf.system_identifier));
+        let ckpt = walscan::checkpoint_at(&mut reader, cf.checkpoint)?;
+        // A stopped standby's data files may be ahead of its last restartpoint, up to its
+        // minimum recovery point.
+        Ok((tli, ckpt.end.max(cf.min_recovery_point)))
     }
 
     fn timeline_history(&mut self, tli: TimeLineId) -> Result<Option<Vec<u8>>> {
@@ -128,7 +149,26 @@ impl Source for LocalSource {
             .map(Some)
     }
 
-    fn stream_wal(&mut self, _start: Lsn, _end: Lsn, _sink: &mut dyn WalSink) -> Result<()> {
-        Err(Error::Usage("local source WAL: not built yet".into()))
+    fn read_wal(&mut self, start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], sink: &mut WalSink<'_>) -> Result<()> {
+        let cf = read_control_file(&self.root)?;
+        let seg_size = cf.xlog_seg_size;
+        let mut dir = self.wal_dir(&cf, history.to_vec());
+        let mut pos = start;
+        while pos < end {
+            let segno = pos.segment(seg_size);
+            let Some(seg) = dir.read_segment(segno)? else {
+                return Err(Error::Usage(format!(
+                    "could not open file \"{}\": the source's WAL needed up to {end} is missing",
+                    dir.segment_name(segno)
+                )));
+            };
+            let off = pos.segment_offset(seg_size) as usize;
+            let data = seg.get(off..).unwrap_or(&[]);
+            if !sink(pos, data)? {
+                return Ok(());
+            }
+            pos = segno.next().start_lsn(seg_size);
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ pub mod server;
 use crate::error::Result;
 use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
+use crate::timeline::TimeLineHistoryEntry;
 
 /// One path in the source's data directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,11 +44,9 @@ pub trait ChunkSink {
     fn vanished(&mut self, path: &str) -> Result<()>;
 }
 
-/// Receives streamed WAL.
-pub trait WalSink {
-    /// `data` is the source's WAL from `start` on, in order and without gaps.
-    fn wal(&mut self, start: Lsn, data: &[u8]) -> Result<()>;
-}
+/// Receives the source's WAL: `data` starts at the given position and continues the previous
+/// call's bytes without a gap. Returns `Ok(false)` to stop reading.
+pub type WalSink<'a> = dyn FnMut(Lsn, &[u8]) -> Result<bool> + 'a;
 
 /// What the rebuild needs from the cluster it copies from.
 ///
@@ -79,7 +78,9 @@ pub trait Source {
     /// none).
     fn timeline_history(&mut self, tli: TimeLineId) -> Result<Option<Vec<u8>>>;
 
-    /// Streams the source's WAL on its current timeline history from `start` (a segment
-    /// boundary) up to at least `end` into `sink`.
-    fn stream_wal(&mut self, start: Lsn, end: Lsn, sink: &mut dyn WalSink) -> Result<()>;
+    /// Reads the source's WAL from `start` (page aligned) along `history` (the source's
+    /// timeline history, whose last entry is its current timeline) into `sink`, until the sink
+    /// returns `false` or everything before `end` was delivered. The last call may deliver
+    /// bytes beyond `end`.
+    fn read_wal(&mut self, start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], sink: &mut WalSink<'_>) -> Result<()>;
 }

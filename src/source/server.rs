@@ -6,9 +6,13 @@
 //! the caller's own timeouts (connect, read) bound it instead.
 
 use super::{ChunkSink, FetchRange, Source, SourceFile, WalSink};
+use crate::conninfo::{ConnInfo, Environment};
 use crate::error::{Error, Result};
 use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
+use crate::replication::tls::client_config;
+use crate::replication::{ClientOptions, ReplicationClient};
+use crate::timeline::TimeLineHistoryEntry;
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 
@@ -44,11 +48,14 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
 const FETCH_QUERY: &str = "SELECT path, begin, pg_read_binary_file(path, begin, len, true) \
      FROM unnest($1::text[], $2::int8[], $3::int4[]) AS x(path, begin, len)";
 
-/// A running server reached over SQL.
+/// A running server reached over SQL, plus a replication session for WAL.
 pub struct ServerSource {
     rt: Runtime,
     client: Client,
-    describe: String,
+    info: ConnInfo,
+    env: Environment,
+    repl: Option<ReplicationClient>,
+    options: ClientOptions,
 }
 
 fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
@@ -56,45 +63,58 @@ fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),
     };
-    Error::Source {
-        query: query.lines().next().unwrap_or(query).to_string(),
-        message,
-    }
+    Error::Source { query: query.lines().next().unwrap_or(query).to_string(), message }
 }
 
 impl ServerSource {
-    /// Connects with `config` (no TLS). `describe` names the server in messages.
-    pub fn connect(config: &tokio_postgres::Config, describe: String) -> Result<ServerSource> {
+    /// Connects the SQL session (TLS per `sslmode`) to the server `info` names. The
+    /// replication session is opened when WAL is first needed.
+    pub fn connect(info: ConnInfo, env: Environment, options: ClientOptions) -> Result<ServerSource> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| Error::io("start runtime for", "source connection", e))?;
+        let peer = info.redacted();
+        let mut config = info.to_tokio_config(&env);
+        if info.connect_timeout.is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
+        let tls = client_config(info.sslmode, info.sslrootcert.as_deref())
+            .map_err(|message| Error::Connect { peer: peer.clone(), message })?;
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
         let client = rt.block_on(async {
-            let (client, conn) =
-                config
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| Error::Connect {
-                        peer: describe.clone(),
-                        message: e.to_string(),
-                    })?;
+            let (client, conn) = config
+                .connect(connector)
+                .await
+                .map_err(|e| Error::Connect { peer: peer.clone(), message: e.to_string() })?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!("source connection ended: {e}");
                 }
             });
-            client
-                .batch_execute(SESSION_SETUP)
-                .await
-                .map_err(|e| source_err(SESSION_SETUP, e))?;
+            client.batch_execute(SESSION_SETUP).await.map_err(|e| source_err(SESSION_SETUP, e))?;
             Ok::<_, Error>(client)
         })?;
-        Ok(ServerSource {
-            rt,
-            client,
-            describe,
-        })
+        Ok(ServerSource { rt, client, info, env, repl: None, options })
+    }
+
+    /// The connection settings (for `primary_conninfo` with `-R`).
+    pub fn conninfo(&self) -> &ConnInfo {
+        &self.info
+    }
+
+    /// The runtime and the replication session, opened first when needed.
+    fn replication(&mut self) -> Result<(&Runtime, &mut ReplicationClient)> {
+        if self.repl.is_none() {
+            let c = self.rt.block_on(ReplicationClient::connect(&self.info, &self.env, self.options))?;
+            self.repl = Some(c);
+        }
+        let ServerSource { rt, repl, info, .. } = self;
+        match repl.as_mut() {
+            Some(r) => Ok((rt, r)),
+            None => Err(Error::Connect { peer: info.redacted(), message: "no replication session".into() }),
+        }
     }
 
     /// Runs `sql` and returns the first column of the first row as text.
@@ -188,7 +208,7 @@ pub fn split_chunks(ranges: &[FetchRange]) -> Vec<FetchRange> {
 
 impl Source for ServerSource {
     fn describe(&self) -> String {
-        self.describe.clone()
+        format!("server \"{}\"", self.info.redacted())
     }
 
     fn list_files(&mut self) -> Result<Vec<SourceFile>> {
@@ -233,24 +253,71 @@ impl Source for ServerSource {
     }
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {
-        Err(Error::Usage(
-            "server source WAL position: not built yet".into(),
-        ))
+        let (rt, r) = self.replication()?;
+        let id = rt.block_on(r.identify_system())?;
+        Ok((id.timeline, id.xlogpos))
     }
 
     fn timeline_history(&mut self, tli: TimeLineId) -> Result<Option<Vec<u8>>> {
         if tli.0 <= 1 {
             return Ok(None);
         }
-        self.fetch_file(&format!("pg_wal/{:08X}.history", tli.0))
-            .map(Some)
+        let (rt, r) = self.replication()?;
+        let (_, content) = rt.block_on(r.timeline_history(tli))?;
+        Ok(Some(content))
     }
 
-    fn stream_wal(&mut self, _start: Lsn, _end: Lsn, _sink: &mut dyn WalSink) -> Result<()> {
-        Err(Error::Usage(
-            "server source WAL streaming: not built yet".into(),
-        ))
+    fn read_wal(&mut self, start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], sink: &mut WalSink<'_>) -> Result<()> {
+        let (rt, r) = self.replication()?;
+        rt.block_on(stream_along_history(r, start, end, history, sink))
     }
+}
+
+/// Streams WAL timeline by timeline, as a cascading standby does: `START_REPLICATION` on the
+/// timeline holding the current position, until that timeline's switch point, then the next.
+async fn stream_along_history(
+    repl: &mut ReplicationClient,
+    start: Lsn,
+    end: Lsn,
+    history: &[TimeLineHistoryEntry],
+    sink: &mut WalSink<'_>,
+) -> Result<()> {
+    let mut pos = start;
+    while pos < end {
+        let Some(entry) = history.iter().find(|e| e.contains(pos)) else {
+            return Err(Error::Usage(format!("WAL position {pos} is on no timeline of the source's history")));
+        };
+        let mut stream = repl.start_replication(pos, entry.tli).await?;
+        let mut more = true;
+        while more {
+            let Some(chunk) = stream.next().await? else { break };
+            if chunk.start != pos {
+                return Err(Error::Source {
+                    query: format!("START_REPLICATION {start} TIMELINE {}", entry.tli),
+                    message: format!("received WAL at {}, expected {pos}", chunk.start),
+                });
+            }
+            pos = Lsn(pos.0 + chunk.data.len() as u64);
+            stream.set_flushed(pos);
+            more = sink(chunk.start, &chunk.data)? && pos < end;
+        }
+        if more {
+            // The server ended a historic timeline: go on at its switch point on the next.
+            match stream.timeline_end() {
+                Some(te) if te.switch >= pos => pos = te.switch,
+                _ => {
+                    return Err(Error::Source {
+                        query: format!("START_REPLICATION {pos} TIMELINE {}", entry.tli),
+                        message: "the server ended the WAL stream early".into(),
+                    })
+                }
+            }
+        } else {
+            stream.stop().await?;
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
