@@ -47,7 +47,12 @@ pub struct RestoringWalDir {
 
 impl RestoringWalDir {
     /// The `pg_wal` of `datadir`, with file names chosen by `history`.
-    pub fn new(datadir: &Path, seg_size: u32, history: Vec<TimeLineHistoryEntry>, restore_command: Option<String>) -> Self {
+    pub fn new(
+        datadir: &Path,
+        seg_size: u32,
+        history: Vec<TimeLineHistoryEntry>,
+        restore_command: Option<String>,
+    ) -> Self {
         RestoringWalDir {
             dir: datadir.join("pg_wal"),
             datadir: datadir.to_path_buf(),
@@ -61,7 +66,10 @@ impl RestoringWalDir {
     /// File name of segment `segno`: the timeline holding the segment's last byte (the newest
     /// timeline begun in or before it, which is the file recovery opens).
     pub fn file_name(&self, segno: XLogSegNo) -> String {
-        let last = Lsn(XLogSegNo(segno.0 + 1).start_lsn(self.seg_size).0.saturating_sub(1));
+        let last = Lsn(XLogSegNo(segno.0 + 1)
+            .start_lsn(self.seg_size)
+            .0
+            .saturating_sub(1));
         let tli = tli_at(&self.history, last).unwrap_or(TimeLineId(1));
         segno.file_name(tli, self.seg_size)
     }
@@ -74,7 +82,9 @@ impl SegmentSource for RestoringWalDir {
         if let Some(b) = read_segment_file(&path, self.seg_size)? {
             return Ok(Some(b));
         }
-        let Some(cmd) = &self.restore_command else { return Ok(None) };
+        let Some(cmd) = &self.restore_command else {
+            return Ok(None);
+        };
         pgserver::restore_wal_file(cmd, &self.datadir, &name, &name)?;
         self.restored.push(name);
         read_segment_file(&path, self.seg_size)
@@ -96,11 +106,24 @@ pub fn decode_checkpoint(rec: &Record) -> Result<Option<CheckPoint>> {
 }
 
 /// Reads the checkpoint record at `lsn`.
-pub fn checkpoint_at<S: SegmentSource>(reader: &mut WalReader<S>, lsn: Lsn) -> Result<FoundCheckpoint> {
-    let rec = reader.read_record_at(lsn).map_err(|e| prev_record_error(lsn, e))?;
+pub fn checkpoint_at<S: SegmentSource>(
+    reader: &mut WalReader<S>,
+    lsn: Lsn,
+) -> Result<FoundCheckpoint> {
+    let rec = reader
+        .read_record_at(lsn)
+        .map_err(|e| prev_record_error(lsn, e))?;
     match decode_checkpoint(&rec)? {
-        Some(checkpoint) => Ok(FoundCheckpoint { lsn, end: rec.end_lsn, crc: rec.crc(), checkpoint }),
-        None => Err(Error::Usage(format!("WAL record at {lsn} is not a checkpoint record (rmgr {})", rec.rmgr_name()))),
+        Some(checkpoint) => Ok(FoundCheckpoint {
+            lsn,
+            end: rec.end_lsn,
+            crc: rec.crc(),
+            checkpoint,
+        }),
+        None => Err(Error::Usage(format!(
+            "WAL record at {lsn} is not a checkpoint record (rmgr {})",
+            rec.rmgr_name()
+        ))),
     }
 }
 
@@ -120,16 +143,25 @@ where
 {
     let mut lsn = from;
     loop {
-        let rec = reader.read_record_at(lsn).map_err(|e| prev_record_error(lsn, e))?;
+        let rec = reader
+            .read_record_at(lsn)
+            .map_err(|e| prev_record_error(lsn, e))?;
         if let Some(checkpoint) = decode_checkpoint(&rec)? {
-            let found = FoundCheckpoint { lsn, end: rec.end_lsn, crc: rec.crc(), checkpoint };
+            let found = FoundCheckpoint {
+                lsn,
+                end: rec.end_lsn,
+                crc: rec.crc(),
+                checkpoint,
+            };
             if let Some(t) = visit(&found)? {
                 return Ok(t);
             }
         }
         let prev = rec.prev();
         if !prev.is_valid() || prev >= lsn {
-            return Err(Error::Usage(format!("could not find previous WAL record at {lsn}: invalid xl_prev {prev}")));
+            return Err(Error::Usage(format!(
+                "could not find previous WAL record at {lsn}: invalid xl_prev {prev}"
+            )));
         }
         lsn = prev;
     }
@@ -174,7 +206,10 @@ pub fn scan_changed_blocks<S: SegmentSource>(
         for b in rec.blocks.iter().filter(|b| b.fork == ForkNumber::Main) {
             let seg = b.blk.0 / RELSEG_SIZE;
             let path = relation_path(b.rel, ForkNumber::Main, seg, tablespace_dir);
-            changed.entry(path).or_default().insert(b.blk.0 % RELSEG_SIZE);
+            changed
+                .entry(path)
+                .or_default()
+                .insert(b.blk.0 % RELSEG_SIZE);
         }
         reached = rec.end_lsn;
     }

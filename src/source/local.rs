@@ -3,9 +3,9 @@
 //! files must not change.
 
 use super::{ChunkSink, FetchRange, Source, SourceFile, WalSink};
+use crate::control::{read_control_file, ControlFile};
 use crate::datadir;
 use crate::error::{Error, Result};
-use crate::control::{read_control_file, ControlFile};
 use crate::lsn::{Lsn, TimeLineId};
 use crate::timeline::{history_file_name, parse_history, HistoryError, TimeLineHistoryEntry};
 use crate::walscan::{self, RestoringWalDir};
@@ -40,8 +40,10 @@ impl LocalSource {
     fn history(&mut self, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {
         let text = self.timeline_history(tli)?.unwrap_or_default();
         let path = self.root.join("pg_wal").join(history_file_name(tli));
-        let text = String::from_utf8(text)
-            .map_err(|_| Error::History { path: path.clone(), kind: HistoryError::Syntax { line: 1 } })?;
+        let text = String::from_utf8(text).map_err(|_| Error::History {
+            path: path.clone(),
+            kind: HistoryError::Syntax { line: 1 },
+        })?;
         parse_history(&text, tli).map_err(|kind| Error::History { path, kind })
     }
 
@@ -132,9 +134,16 @@ impl Source for LocalSource {
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {
         let cf = read_control_file(&self.root)?;
-        let tli = cf.checkpoint_copy.this_timeline_id.max(cf.min_recovery_point_tli);
+        let tli = cf
+            .checkpoint_copy
+            .this_timeline_id
+            .max(cf.min_recovery_point_tli);
         let history = self.history(tli)?;
-        let mut reader = WalReader::new(self.wal_dir(&cf, history), cf.xlog_seg_size, Some(cf.system_identifier));
+        let mut reader = WalReader::new(
+            self.wal_dir(&cf, history),
+            cf.xlog_seg_size,
+            Some(cf.system_identifier),
+        );
         let ckpt = walscan::checkpoint_at(&mut reader, cf.checkpoint)?;
         // A stopped standby's data files may be ahead of its last restartpoint, up to its
         // minimum recovery point.
@@ -149,7 +158,13 @@ impl Source for LocalSource {
             .map(Some)
     }
 
-    fn read_wal(&mut self, start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], sink: &mut WalSink<'_>) -> Result<()> {
+    fn read_wal(
+        &mut self,
+        start: Lsn,
+        end: Lsn,
+        history: &[TimeLineHistoryEntry],
+        sink: &mut WalSink<'_>,
+    ) -> Result<()> {
         let cf = read_control_file(&self.root)?;
         let seg_size = cf.xlog_seg_size;
         let mut dir = self.wal_dir(&cf, history.to_vec());

@@ -78,9 +78,21 @@ pub trait Source {
     /// none).
     fn timeline_history(&mut self, tli: TimeLineId) -> Result<Option<Vec<u8>>>;
 
+    /// A server setting (`current_setting(name)`); `None` for a source that has no running
+    /// server.
+    fn setting(&mut self, _name: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Reads the source's WAL from `start` (page aligned) along `history` (the source's
     /// timeline history, whose last entry is its current timeline) into `sink`, until the sink
     /// returns `false` or everything before `end` was delivered. The last call may deliver
     /// bytes beyond `end`.
-    fn read_wal(&mut self, start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], sink: &mut WalSink<'_>) -> Result<()>;
+    fn read_wal(
+        &mut self,
+        start: Lsn,
+        end: Lsn,
+        history: &[TimeLineHistoryEntry],
+        sink: &mut WalSink<'_>,
+    ) -> Result<()>;
 }

@@ -63,13 +63,20 @@ fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),
     };
-    Error::Source { query: query.lines().next().unwrap_or(query).to_string(), message }
+    Error::Source {
+        query: query.lines().next().unwrap_or(query).to_string(),
+        message,
+    }
 }
 
 impl ServerSource {
     /// Connects the SQL session (TLS per `sslmode`) to the server `info` names. The
     /// replication session is opened when WAL is first needed.
-    pub fn connect(info: ConnInfo, env: Environment, options: ClientOptions) -> Result<ServerSource> {
+    pub fn connect(
+        info: ConnInfo,
+        env: Environment,
+        options: ClientOptions,
+    ) -> Result<ServerSource> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -80,23 +87,40 @@ impl ServerSource {
         if info.connect_timeout.is_none() {
             config.connect_timeout(options.connect_timeout);
         }
-        let tls = client_config(info.sslmode, info.sslrootcert.as_deref())
-            .map_err(|message| Error::Connect { peer: peer.clone(), message })?;
+        let tls = client_config(info.sslmode, info.sslrootcert.as_deref()).map_err(|message| {
+            Error::Connect {
+                peer: peer.clone(),
+                message,
+            }
+        })?;
         let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
         let client = rt.block_on(async {
             let (client, conn) = config
                 .connect(connector)
                 .await
-                .map_err(|e| Error::Connect { peer: peer.clone(), message: e.to_string() })?;
+                .map_err(|e| Error::Connect {
+                    peer: peer.clone(),
+                    message: e.to_string(),
+                })?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!("source connection ended: {e}");
                 }
             });
-            client.batch_execute(SESSION_SETUP).await.map_err(|e| source_err(SESSION_SETUP, e))?;
+            client
+                .batch_execute(SESSION_SETUP)
+                .await
+                .map_err(|e| source_err(SESSION_SETUP, e))?;
             Ok::<_, Error>(client)
         })?;
-        Ok(ServerSource { rt, client, info, env, repl: None, options })
+        Ok(ServerSource {
+            rt,
+            client,
+            info,
+            env,
+            repl: None,
+            options,
+        })
     }
 
     /// The connection settings (for `primary_conninfo` with `-R`).
@@ -107,13 +131,20 @@ impl ServerSource {
     /// The runtime and the replication session, opened first when needed.
     fn replication(&mut self) -> Result<(&Runtime, &mut ReplicationClient)> {
         if self.repl.is_none() {
-            let c = self.rt.block_on(ReplicationClient::connect(&self.info, &self.env, self.options))?;
+            let c = self.rt.block_on(ReplicationClient::connect(
+                &self.info,
+                &self.env,
+                self.options,
+            ))?;
             self.repl = Some(c);
         }
         let ServerSource { rt, repl, info, .. } = self;
         match repl.as_mut() {
             Some(r) => Ok((rt, r)),
-            None => Err(Error::Connect { peer: info.redacted(), message: "no replication session".into() }),
+            None => Err(Error::Connect {
+                peer: info.redacted(),
+                message: "no replication session".into(),
+            }),
         }
     }
 
@@ -252,6 +283,16 @@ impl Source for ServerSource {
         Ok(())
     }
 
+    fn setting(&mut self, name: &str) -> Result<Option<String>> {
+        const Q: &str = "SELECT current_setting($1, true)";
+        let row = self
+            .rt
+            .block_on(self.client.query_one(Q, &[&name]))
+            .map_err(|e| source_err(Q, e))?;
+        row.try_get::<_, Option<String>>(0)
+            .map_err(|e| source_err(Q, e))
+    }
+
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {
         let (rt, r) = self.replication()?;
         let id = rt.block_on(r.identify_system())?;
@@ -267,7 +308,13 @@ impl Source for ServerSource {
         Ok(Some(content))
     }
 
-    fn read_wal(&mut self, start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], sink: &mut WalSink<'_>) -> Result<()> {
+    fn read_wal(
+        &mut self,
+        start: Lsn,
+        end: Lsn,
+        history: &[TimeLineHistoryEntry],
+        sink: &mut WalSink<'_>,
+    ) -> Result<()> {
         let (rt, r) = self.replication()?;
         rt.block_on(stream_along_history(r, start, end, history, sink))
     }
@@ -285,12 +332,16 @@ async fn stream_along_history(
     let mut pos = start;
     while pos < end {
         let Some(entry) = history.iter().find(|e| e.contains(pos)) else {
-            return Err(Error::Usage(format!("WAL position {pos} is on no timeline of the source's history")));
+            return Err(Error::Usage(format!(
+                "WAL position {pos} is on no timeline of the source's history"
+            )));
         };
         let mut stream = repl.start_replication(pos, entry.tli).await?;
         let mut more = true;
         while more {
-            let Some(chunk) = stream.next().await? else { break };
+            let Some(chunk) = stream.next().await? else {
+                break;
+            };
             if chunk.start != pos {
                 return Err(Error::Source {
                     query: format!("START_REPLICATION {start} TIMELINE {}", entry.tli),
