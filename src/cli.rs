@@ -1,15 +1,28 @@
-//! The command line: arguments as typed (clap), then turned into library calls.
+//! The command line, in two stages (as ripgrep does): clap parses the arguments as typed
+//! ([`Cli`], [`RebuildArgs`]); `main` turns them into the library's options.
+//!
+//! Two dialects share one set of rebuild flags: gsbuild's own (`gsbuild -D DATADIR …`) and
+//! pg_rewind's, used when the binary runs under the name `pg_rewind` or as `gsbuild rewind …`,
+//! so that HA tools can call it in place of pg_rewind.
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// gsbuild: rebuild a diverged PostgreSQL standby incrementally.
 #[derive(Debug, Parser)]
-#[command(name = "gsbuild", version, about)]
+#[command(
+    name = "gsbuild",
+    version,
+    about = "Rebuilds a diverged PostgreSQL standby by copying only what diverged.",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; without a subcommand, rebuild the data directory given with -D.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// The rebuild.
+    #[command(flatten)]
+    pub rebuild: RebuildArgs,
 }
 
 /// Subcommands.
@@ -18,6 +31,13 @@ pub enum Command {
     /// Print on-disk structures for people and tests.
     #[command(subcommand)]
     Inspect(Inspect),
+    /// Run with pg_rewind's command line, exit codes and messages (as when invoked as
+    /// `pg_rewind`).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Rewind(PgRewindArgs),
+    /// Make a throwaway primary and standby with the local PostgreSQL binaries, diverge them,
+    /// rebuild the old primary with gsbuild, and show that it follows the new primary.
+    Demo(DemoArgs),
 }
 
 /// `gsbuild inspect …`.
@@ -42,4 +62,185 @@ pub enum Inspect {
         /// A WAL segment file, or a pg_wal directory.
         path: PathBuf,
     },
+}
+
+/// Output format of plans and results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// How to make the result durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncMethodArg {
+    /// fsync each written file and directory.
+    Fsync,
+    /// syncfs() the file systems of the data directory.
+    Syncfs,
+}
+
+/// The rebuild's flags (both dialects).
+#[derive(Debug, Args, Default)]
+pub struct RebuildArgs {
+    /// Existing data directory to rebuild (the target).
+    #[arg(
+        short = 'D',
+        long = "target-pgdata",
+        visible_alias = "pgdata",
+        value_name = "DIRECTORY"
+    )]
+    pub target_pgdata: Option<PathBuf>,
+    /// Source server to synchronize with (a libpq connection string or URI). Default: the
+    /// target's primary_conninfo.
+    #[arg(long, value_name = "CONNSTR")]
+    pub source_server: Option<String>,
+    /// Source data directory to synchronize with (a cleanly stopped cluster).
+    #[arg(long, value_name = "DIRECTORY", conflicts_with = "source_server")]
+    pub source_pgdata: Option<PathBuf>,
+    /// Stop before modifying anything; print the plan.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Report progress.
+    #[arg(short = 'P', long)]
+    pub progress: bool,
+    /// Format of the plan and results.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Write standby.signal and primary_conninfo, so the target starts as a standby of the
+    /// source (needs a source server).
+    #[arg(short = 'R', long)]
+    pub write_recovery_conf: bool,
+    /// Fetch target WAL missing from pg_wal with the target's restore_command.
+    #[arg(short = 'c', long)]
+    pub restore_target_wal: bool,
+    /// The target's main configuration file, when it lives outside the data directory.
+    #[arg(long, value_name = "FILENAME")]
+    pub config_file: Option<PathBuf>,
+    /// Do not wait for changes to be written safely to disk.
+    #[arg(short = 'N', long)]
+    pub no_sync: bool,
+    /// Do not run crash recovery on a target that was not shut down cleanly; fail instead.
+    #[arg(long)]
+    pub no_ensure_shutdown: bool,
+    /// Method for syncing files to disk.
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub sync_method: Option<SyncMethodArg>,
+    /// Keep the target's configuration files (postgresql.conf, postgresql.auto.conf,
+    /// pg_hba.conf, pg_ident.conf) instead of copying the source's. Default in gsbuild's
+    /// dialect; pg_rewind's copies them.
+    #[arg(long, overrides_with = "copy_config")]
+    pub keep_config: bool,
+    /// Copy the source's configuration files over the target's (pg_rewind's behaviour).
+    #[arg(long)]
+    pub copy_config: bool,
+    /// Write a lot of debug messages.
+    #[arg(long)]
+    pub debug: bool,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short = 'v', action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+/// pg_rewind's command line: the same flags, `-?` for help, `-V` for the version.
+#[derive(Debug, Args)]
+pub struct PgRewindArgs {
+    /// The flags.
+    #[command(flatten)]
+    pub rebuild: RebuildArgs,
+    /// Show this help, then exit.
+    #[arg(short = '?', long = "help", action = ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Output version information, then exit.
+    #[arg(short = 'V', long = "version", action = ArgAction::SetTrue)]
+    pub version: bool,
+}
+
+/// The command line when invoked as `pg_rewind`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pg_rewind",
+    about = "pg_rewind resynchronizes a PostgreSQL cluster with another copy of the cluster \
+             (gsbuild's pg_rewind-compatible mode).",
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+pub struct PgRewindCli {
+    /// The flags.
+    #[command(flatten)]
+    pub args: PgRewindArgs,
+}
+
+/// `gsbuild demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory holding the PostgreSQL binaries (initdb, pg_ctl, postgres, psql,
+    /// pg_basebackup). Default: the newest of /usr/lib/postgresql/*/bin, then PATH.
+    #[arg(long, value_name = "DIRECTORY")]
+    pub bindir: Option<PathBuf>,
+    /// Where to put the throwaway clusters (default: a new directory under /tmp).
+    #[arg(long, value_name = "DIRECTORY")]
+    pub workdir: Option<PathBuf>,
+    /// Keep the clusters (stopped) after the demo.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn parses_both_dialects() {
+        Cli::command().debug_assert();
+        PgRewindCli::command().debug_assert();
+        let c = Cli::try_parse_from(["gsbuild", "-D", "/d", "-n", "--format", "json"]).unwrap();
+        assert!(c.command.is_none() && c.rebuild.dry_run && c.rebuild.format == Format::Json);
+        let r = PgRewindCli::try_parse_from([
+            "pg_rewind",
+            "--target-pgdata=/d",
+            "--source-server=host=x port=5",
+            "-P",
+            "-R",
+            "--no-ensure-shutdown",
+            "--sync-method=syncfs",
+            "--debug",
+        ])
+        .unwrap();
+        assert_eq!(
+            r.args.rebuild.source_server.as_deref(),
+            Some("host=x port=5")
+        );
+        assert_eq!(r.args.rebuild.sync_method, Some(SyncMethodArg::Syncfs));
+        let c = Cli::try_parse_from([
+            "gsbuild",
+            "rewind",
+            "-D",
+            "/d",
+            "--source-pgdata",
+            "/s",
+            "-c",
+        ])
+        .unwrap();
+        assert!(matches!(c.command, Some(Command::Rewind(a)) if a.rebuild.restore_target_wal));
+        let c = Cli::try_parse_from(["gsbuild", "inspect", "control", "/d"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Inspect(Inspect::Control { .. }))
+        ));
+        assert!(Cli::try_parse_from([
+            "gsbuild",
+            "-D",
+            "/d",
+            "--source-pgdata",
+            "/s",
+            "--source-server",
+            "x"
+        ])
+        .is_err());
+    }
 }

@@ -11,13 +11,23 @@
 pub mod conninfo;
 pub mod control;
 pub mod cursor;
+pub mod datadir;
 pub mod error;
+pub mod execute;
+pub mod filemap;
 pub mod inspect;
 pub mod lsn;
+pub mod pgconf;
+pub mod pgserver;
+pub mod plan;
 pub mod relpath;
 pub mod replication;
+pub mod rewind;
+pub mod source;
+pub mod target;
 pub mod timeline;
 pub mod version;
+pub mod walscan;
 pub mod xlog;
 
 pub use error::{Error, Result};

@@ -130,6 +130,11 @@ impl XLogSegNo {
         0x1_0000_0000 / u64::from(seg_size)
     }
 
+    /// The segment after this one.
+    pub fn next(self) -> XLogSegNo {
+        XLogSegNo(self.0.saturating_add(1))
+    }
+
     /// The first position of this segment.
     pub fn start_lsn(self, seg_size: u32) -> Lsn {
         Lsn(self.0.saturating_mul(u64::from(seg_size)))

@@ -1,19 +1,163 @@
-//! The `gsbuild` binary: parses the command line and maps library errors to exit codes.
+//! The `gsbuild` binary: parses the command line (gsbuild's dialect, or pg_rewind's when run as
+//! `pg_rewind` or `gsbuild rewind`), turns it into library options, prints messages the way the
+//! dialect's users expect, and maps errors to exit codes (0 success, no rewind required, dry
+//! run, help; 1 any error).
 
 mod cli;
+mod demo;
+mod report;
 
 use clap::Parser;
+use gsbuild::execute;
+use gsbuild::rewind::{Options, SourceSpec};
+use gsbuild::target::SyncMethod;
 use std::process::ExitCode;
 
+/// The command-line dialect, which decides message prefixes, defaults and usage errors.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `gsbuild -D …`.
+    Gsbuild,
+    /// pg_rewind's command line.
+    PgRewind,
+}
+
+impl Dialect {
+    fn name(self) -> &'static str {
+        match self {
+            Dialect::Gsbuild => "gsbuild",
+            Dialect::PgRewind => "pg_rewind",
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    let result = match args.command {
-        cli::Command::Inspect(cmd) => inspect(cmd),
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let invoked_as = std::path::Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("gsbuild");
+    if invoked_as == "pg_rewind" {
+        return match cli::PgRewindCli::try_parse() {
+            Ok(c) => rewind_compat(c.args),
+            Err(e) => clap_error(e, Dialect::PgRewind),
+        };
+    }
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => return clap_error(e, Dialect::Gsbuild),
     };
+    match args.command {
+        Some(cli::Command::Inspect(cmd)) => finish(inspect(cmd), Dialect::Gsbuild),
+        Some(cli::Command::Rewind(a)) => rewind_compat(a),
+        Some(cli::Command::Demo(a)) => finish(demo::run(&a), Dialect::Gsbuild),
+        None => rebuild(args.rebuild, Dialect::Gsbuild),
+    }
+}
+
+fn clap_error(e: clap::Error, dialect: Dialect) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if dialect == Dialect::PgRewind {
+        let msg = e
+            .kind()
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string());
+        eprintln!("pg_rewind: error: {}", msg.lines().next().unwrap_or(""));
+        eprintln!("pg_rewind: hint: Try \"pg_rewind --help\" for more information.");
+        return ExitCode::FAILURE;
+    }
+    let _ = e.print();
+    ExitCode::FAILURE
+}
+
+fn finish(result: anyhow::Result<()>, dialect: Dialect) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gsbuild: error: {e:#}");
+            eprintln!("{}: error: {e:#}", dialect.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rewind_compat(a: cli::PgRewindArgs) -> ExitCode {
+    if a.version {
+        println!("pg_rewind (gsbuild) {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let r = &a.rebuild;
+    let usage = |msg: &str| {
+        eprintln!("pg_rewind: error: {msg}");
+        eprintln!("pg_rewind: hint: Try \"pg_rewind --help\" for more information.");
+        ExitCode::FAILURE
+    };
+    if r.source_pgdata.is_none() && r.source_server.is_none() {
+        return usage("no source specified (--source-pgdata or --source-server)");
+    }
+    if r.target_pgdata.is_none() {
+        return usage("no target data directory specified (--target-pgdata)");
+    }
+    if r.write_recovery_conf && r.source_server.is_none() {
+        return usage(
+            "no source server information (--source-server) specified for --write-recovery-conf",
+        );
+    }
+    rebuild(a.rebuild, Dialect::PgRewind)
+}
+
+fn options(r: &cli::RebuildArgs, dialect: Dialect) -> anyhow::Result<Options> {
+    let Some(target) = &r.target_pgdata else {
+        anyhow::bail!("no target data directory specified (-D/--target-pgdata)");
+    };
+    let source = match (&r.source_server, &r.source_pgdata) {
+        (Some(s), _) => SourceSpec::Server(s.clone()),
+        (None, Some(d)) => SourceSpec::Local(d.clone()),
+        (None, None) => SourceSpec::PrimaryConninfo,
+    };
+    let mut o = Options::new(target, source);
+    o.dry_run = r.dry_run;
+    o.write_recovery_conf = r.write_recovery_conf;
+    o.restore_target_wal = r.restore_target_wal;
+    o.config_file = r.config_file.clone();
+    o.ensure_shutdown = !r.no_ensure_shutdown;
+    o.keep_config = match dialect {
+        Dialect::Gsbuild => !r.copy_config,
+        Dialect::PgRewind => r.keep_config,
+    };
+    o.sync = match (r.no_sync, r.sync_method) {
+        (true, _) => SyncMethod::None,
+        (false, Some(cli::SyncMethodArg::Syncfs)) => SyncMethod::Syncfs,
+        (false, _) => SyncMethod::Fsync,
+    };
+    Ok(o)
+}
+
+fn rebuild(r: cli::RebuildArgs, dialect: Dialect) -> ExitCode {
+    report::init_logging(r.verbose, r.debug);
+    let opts = match options(&r, dialect) {
+        Ok(o) => o,
+        Err(e) => return finish(Err(e), dialect),
+    };
+    let mut rep = report::CliReporter::new(dialect.name(), r.progress, r.debug);
+    let result = execute::run(opts, &mut rep);
+    rep.finish_progress();
+    match result {
+        Ok((plan, outcome)) => {
+            if r.format == cli::Format::Json {
+                let doc = serde_json::json!({ "plan": plan, "outcome": outcome });
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else if r.dry_run && plan.rewind_required() {
+                print!("{}", plan.to_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: error: {e}", dialect.name());
             ExitCode::FAILURE
         }
     }

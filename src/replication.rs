@@ -9,7 +9,7 @@
 
 mod auth;
 mod stream;
-mod tls;
+pub(crate) mod tls;
 mod transport;
 
 pub use stream::{TimelineEnd, WalChunk, WalStream};

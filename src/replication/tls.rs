@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// Builds the client configuration for `mode`; `rootcert` is the CA file to trust, when one is
 /// configured (required for the `verify-*` modes). Errors are messages for `Error::Connect`.
-pub(super) fn client_config(
+pub(crate) fn client_config(
     mode: SslMode,
     rootcert: Option<&Path>,
 ) -> Result<ClientConfig, String> {

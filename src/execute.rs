@@ -1,0 +1,267 @@
+//! Phases 6–7: carrying out a [`Plan`]. Directories and symlinks first, then every byte range
+//! (whole files, tails, changed blocks) in one batch through the source, then truncations and
+//! removals; then the source's WAL from the common redo point; then `backup_label`, optional
+//! standby configuration, a sync of everything touched, and `pg_control` last.
+
+use crate::control::{ControlFile, DbState};
+use crate::error::{Error, Result};
+use crate::filemap::{Action, FileKind, WalWindow};
+use crate::lsn::{Lsn, TimeLineId};
+use crate::plan::{CommonCheckpoint, Plan};
+use crate::rewind::{Prepared, Reporter};
+use crate::source::{ChunkSink, FetchRange, Source};
+use crate::target::TargetDir;
+use crate::timeline::{parse_history, TimeLineHistoryEntry};
+use std::collections::BTreeSet;
+
+/// What a finished rebuild did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Outcome {
+    /// Bytes written to the target (files, blocks, WAL, labels).
+    pub bytes_written: u64,
+    /// WAL bytes streamed from the source.
+    pub wal_bytes: u64,
+    /// WAL position recovery must reach before the target is consistent.
+    pub min_recovery_point: Lsn,
+    /// Its timeline.
+    pub min_recovery_tli: TimeLineId,
+    /// Files and directories fsynced.
+    pub synced: usize,
+}
+
+/// Carries out `prep.plan` on the target. Does nothing for a plan that needs no rewind.
+pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
+    let Prepared {
+        plan,
+        mut source,
+        opts,
+        target_control,
+        mut source_history,
+        conninfo,
+    } = prep;
+    let (Some(ckpt), Some(wal)) = (&plan.checkpoint, &plan.wal) else {
+        return Ok(Outcome {
+            bytes_written: 0,
+            wal_bytes: 0,
+            min_recovery_point: Lsn::INVALID,
+            min_recovery_tli: TimeLineId(0),
+            synced: 0,
+        });
+    };
+    let mut target = TargetDir::new(&opts.target, opts.dry_run, opts.sync)?;
+    // 6a. Directories and symlinks the source has and the target lacks.
+    for f in plan.files.iter().filter(|f| f.action == Action::Create) {
+        match &f.source {
+            Some(FileKind::Symlink { target: link }) => target.create_symlink(&f.path, link)?,
+            _ => target.create_dir(&f.path)?,
+        }
+    }
+    // 6b. Whole files start empty; then every range in one batch.
+    for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
+        target.truncate(&f.path, 0)?;
+    }
+    let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
+    let total: u64 = ranges.iter().map(|r| r.len).sum();
+    let mut counting = Counting {
+        target: &mut target,
+        done: 0,
+        total,
+        rep,
+    };
+    source.fetch_ranges(&ranges, &mut counting)?;
+    // 6c. Truncations and removals (deepest paths first, from the plan's order).
+    for f in &plan.files {
+        match (f.action, &f.target) {
+            (Action::Truncate, _) => {
+                target.truncate(&f.path, f.source.as_ref().map(FileKind::size).unwrap_or(0))?
+            }
+            (Action::Remove, Some(FileKind::Dir)) => target.remove_dir(&f.path)?,
+            (Action::Remove, _) => target.remove_file(&f.path, true)?,
+            _ => {}
+        }
+    }
+    // 6d. The source's WAL from the common redo point to where the source is now, which is at
+    // or after every change the copied files can hold.
+    let (end_tli, end) = source.wal_position()?;
+    if end_tli != source_history.last().map(|e| e.tli).unwrap_or(end_tli) {
+        source_history = refresh_history(source.as_mut(), end_tli)?;
+    }
+    let seg_size = target_control.xlog_seg_size;
+    let window = WalWindow {
+        first_segment: wal.start.segment(seg_size),
+        seg_size,
+        timeline_starts: source_history
+            .iter()
+            .map(|e| (e.tli, e.begin.segment(seg_size)))
+            .collect(),
+    };
+    rep.step(&format!(
+        "streaming WAL from {} to {end} on timeline {end_tli}",
+        wal.start
+    ));
+    let wal_bytes = stream_wal(
+        source.as_mut(),
+        &source_history,
+        &mut target,
+        &window,
+        wal.start,
+        end,
+    )?;
+    // 7. Finish: backup_label, standby configuration, sync, then pg_control.
+    rep.step("creating backup label and updating control file");
+    target.write_file_atomic("backup_label", backup_label(ckpt, seg_size).as_bytes())?;
+    if opts.write_recovery_conf {
+        write_recovery_conf(conninfo.as_ref(), &opts.target, &mut target)?;
+    }
+    let source_control =
+        ControlFile::decode(&source.fetch_file("global/pg_control")?).map_err(|kind| {
+            Error::Control {
+                path: "source global/pg_control".into(),
+                kind,
+            }
+        })?;
+    let new_control = new_control_file(source_control, end, end_tli);
+    rep.step("syncing target data directory");
+    let synced = target.touched_count();
+    target.sync()?;
+    target.write_file_atomic("global/pg_control", &new_control.encode())?;
+    target.sync()?;
+    rep.info("Done!");
+    Ok(Outcome {
+        bytes_written: target.bytes_written(),
+        wal_bytes,
+        min_recovery_point: end,
+        min_recovery_tli: end_tli,
+        synced,
+    })
+}
+
+fn refresh_history(source: &mut dyn Source, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {
+    let text = source.timeline_history(tli)?.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).into_owned();
+    parse_history(&text, tli).map_err(|kind| Error::History {
+        path: format!("source timeline {tli} history").into(),
+        kind,
+    })
+}
+
+/// Writes the source's WAL `[start, end)` into `pg_wal`, one file per segment named as
+/// recovery will look for it; every segment written is padded to full size.
+fn stream_wal(
+    source: &mut dyn Source,
+    history: &[TimeLineHistoryEntry],
+    target: &mut TargetDir,
+    window: &WalWindow,
+    start: Lsn,
+    end: Lsn,
+) -> Result<u64> {
+    let seg_size = window.seg_size;
+    let mut written: BTreeSet<String> = BTreeSet::new();
+    let mut bytes = 0u64;
+    let mut reached = start;
+    source.read_wal(start, end, history, &mut |at, data| {
+        let mut pos = at;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let segno = pos.segment(seg_size);
+            let off = pos.segment_offset(seg_size);
+            let n = rest.len().min((u64::from(seg_size) - off) as usize);
+            let tli = window.timeline_for(segno).unwrap_or(TimeLineId(1));
+            let name = format!("pg_wal/{}", segno.file_name(tli, seg_size));
+            if written.insert(name.clone()) {
+                target.truncate(&name, u64::from(seg_size))?;
+            }
+            target.write_at(&name, off, &rest[..n])?;
+            bytes += n as u64;
+            pos = Lsn(pos.0 + n as u64);
+            rest = &rest[n..];
+        }
+        reached = pos;
+        Ok(pos < end)
+    })?;
+    if reached < end {
+        return Err(Error::Usage(format!(
+            "the source's WAL ended at {reached}, before {end}"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn backup_label(ckpt: &CommonCheckpoint, seg_size: u32) -> String {
+    let file = ckpt.redo.segment(seg_size).file_name(ckpt.tli, seg_size);
+    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %Z");
+    format!(
+        "START WAL LOCATION: {} (file {file})\nCHECKPOINT LOCATION: {}\nBACKUP METHOD: pg_rewind\nBACKUP FROM: standby\nSTART TIME: {now}\n",
+        ckpt.redo, ckpt.lsn
+    )
+}
+
+/// The source's control file, made to start archive recovery that must reach `end` on `tli`.
+fn new_control_file(mut cf: ControlFile, end: Lsn, tli: TimeLineId) -> ControlFile {
+    cf.state = DbState::InArchiveRecovery;
+    cf.min_recovery_point = end;
+    cf.min_recovery_point_tli = tli;
+    cf
+}
+
+/// `-R`: `standby.signal`, and `primary_conninfo` appended to `postgresql.auto.conf`.
+fn write_recovery_conf(
+    conninfo: Option<&crate::conninfo::ConnInfo>,
+    datadir: &std::path::Path,
+    target: &mut TargetDir,
+) -> Result<()> {
+    let Some(info) = conninfo else {
+        return Err(Error::Usage(
+            "--write-recovery-conf requires --source-server".into(),
+        ));
+    };
+    target.write_file_atomic("standby.signal", b"")?;
+    let auto = datadir.join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "primary_conninfo = {}\n",
+        crate::pgconf::quote(&info.to_conninfo_string())
+    ));
+    target.write_file_atomic("postgresql.auto.conf", text.as_bytes())
+}
+
+/// A [`ChunkSink`] that reports progress.
+struct Counting<'a> {
+    target: &'a mut TargetDir,
+    done: u64,
+    total: u64,
+    rep: &'a mut dyn Reporter,
+}
+
+impl ChunkSink for Counting<'_> {
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+        self.target.write_at(path, offset, data)?;
+        self.done += data.len() as u64;
+        self.rep.progress(self.done, self.total);
+        Ok(())
+    }
+
+    fn vanished(&mut self, path: &str) -> Result<()> {
+        self.rep.debug(&format!(
+            "received null value for chunk for file \"{path}\", file has been deleted"
+        ));
+        self.target.vanished(path)
+    }
+}
+
+/// Runs a whole rebuild: prepare, then execute unless it is a dry run.
+pub fn run(
+    opts: crate::rewind::Options,
+    rep: &mut dyn Reporter,
+) -> Result<(Plan, Option<Outcome>)> {
+    let prep = crate::rewind::prepare(opts, rep)?;
+    let plan = prep.plan.clone();
+    if prep.opts.dry_run || !plan.rewind_required() {
+        return Ok((plan, None));
+    }
+    let outcome = execute(prep, rep)?;
+    Ok((plan, Some(outcome)))
+}

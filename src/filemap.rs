@@ -1,0 +1,436 @@
+//! The file map: every path that exists in the source or the target data directory, side by
+//! side, and the one action the rebuild takes on it (phase 5, after the WAL scan).
+//!
+//! [`decide_action`] is a pure function of one [`FileEntry`], so every branch of pg_rewind's
+//! decision table has a table-driven test. WAL segment files are decided by
+//! [`decide_wal_segment`] instead: gsbuild streams the source's WAL from the common redo point
+//! rather than copying the source's whole `pg_wal`.
+
+use crate::lsn::{TimeLineId, XLogSegNo};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// What a path is on one side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum FileKind {
+    /// A regular file of `size` bytes.
+    File {
+        /// Size in bytes.
+        size: u64,
+    },
+    /// A directory (also `pg_wal` when it is a symlink: pg_rewind's rule, so that a symlinked
+    /// `pg_wal` on one side and a plain one on the other are not a conflict).
+    Dir,
+    /// A symbolic link (tablespaces under `pg_tblspc/`).
+    Symlink {
+        /// Where it points.
+        target: String,
+    },
+}
+
+impl FileKind {
+    /// The size of a regular file, 0 for anything else.
+    pub fn size(&self) -> u64 {
+        match self {
+            FileKind::File { size } => *size,
+            _ => 0,
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            FileKind::File { .. } => "regular file",
+            FileKind::Dir => "directory",
+            FileKind::Symlink { .. } => "symbolic link",
+        }
+    }
+}
+
+/// One path, as seen on both sides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Path relative to the data directory, `/`-separated, never absolute, never with `..`.
+    pub path: String,
+    /// What the source has there, if anything.
+    pub source: Option<FileKind>,
+    /// What the target has there, if anything.
+    pub target: Option<FileKind>,
+    /// Whether the path is a main-fork relation segment (`base/1/1259`, `…/16384.2`): only
+    /// those are compared block by block; other forks are copied whole, as WAL only references
+    /// main-fork blocks reliably enough.
+    pub is_rel_main: bool,
+    /// Blocks (indexes within this segment file) the target changed after the common
+    /// checkpoint's redo point and that lie inside both files.
+    pub blocks: BTreeSet<u32>,
+}
+
+impl FileEntry {
+    /// An entry for `path` with no sides yet.
+    pub fn new(path: impl Into<String>) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            source: None,
+            target: None,
+            is_rel_main: false,
+            blocks: BTreeSet::new(),
+        }
+    }
+}
+
+/// What the rebuild does with one path. Declared in execution order: the plan is sorted by
+/// action, then path (removals deepest path first, so files go before their directories).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Create a directory or symlink that only the source has.
+    Create,
+    /// Copy the whole file from the source.
+    Copy,
+    /// Copy the part of the file beyond the target's size (the target is shorter).
+    CopyTail,
+    /// Leave the file alone, except for the changed blocks attached to it.
+    None,
+    /// Truncate the target's file to the source's size.
+    Truncate,
+    /// Remove from the target.
+    Remove,
+}
+
+/// Settings that change decisions.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Keep the target's own configuration files (postgresql.conf, postgresql.auto.conf,
+    /// pg_hba.conf, pg_ident.conf) instead of copying the source's.
+    pub keep_config: bool,
+}
+
+/// Why no action could be decided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileMapError {
+    /// The path is a file on one side and a directory or symlink on the other.
+    #[error("file \"{path}\" is of different type in source and target ({source_type} vs {target_type})")]
+    TypeMismatch {
+        /// The path.
+        path: String,
+        /// What the source has.
+        source_type: &'static str,
+        /// What the target has.
+        target_type: &'static str,
+    },
+    /// The entry exists on neither side (a bug in whoever built it).
+    #[error("file \"{0}\" exists in neither source nor target")]
+    Neither(String),
+}
+
+/// Directories whose contents are never copied and are removed from the target
+/// (`excludeDirContents` in pg_rewind and pg_basebackup).
+pub const EXCLUDED_DIR_CONTENTS: &[&str] = &[
+    "pg_stat_tmp",
+    "pg_replslot",
+    "pg_dynshmem",
+    "pg_notify",
+    "pg_serial",
+    "pg_snapshots",
+    "pg_subtrans",
+];
+
+/// Files never copied and removed from the target, matched by their last path component
+/// (`excludeFiles`). `pg_internal.init` matches as a prefix (`pg_internal.init.1234` too).
+pub const EXCLUDED_FILES: &[&str] = &[
+    "postgresql.auto.conf.tmp",
+    "current_logfiles.tmp",
+    "backup_label",
+    "tablespace_map",
+    "backup_manifest",
+    "postmaster.pid",
+    "postmaster.opts",
+];
+
+/// Configuration files kept from the target under [`Policy::keep_config`].
+pub const CONFIG_FILES: &[&str] = &[
+    "postgresql.conf",
+    "postgresql.auto.conf",
+    "pg_hba.conf",
+    "pg_ident.conf",
+];
+
+/// True when `path` must never be copied from the source (and is removed from the target).
+pub fn is_excluded(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.starts_with("pg_internal.init") || EXCLUDED_FILES.contains(&path) {
+        return true;
+    }
+    if path.split('/').any(|c| c.starts_with("pgsql_tmp")) {
+        return true;
+    }
+    EXCLUDED_DIR_CONTENTS.iter().any(|d| {
+        path.len() > d.len() + 1 && path.starts_with(d) && path.as_bytes()[d.len()] == b'/'
+    })
+}
+
+/// Whether `path` is a WAL segment file in `pg_wal` (`pg_wal/<24 hex digits>`, optionally
+/// `.partial`), returning its name without the suffix.
+pub fn wal_segment_name(path: &str) -> Option<&str> {
+    let name = path.strip_prefix("pg_wal/")?;
+    let name = name.strip_suffix(".partial").unwrap_or(name);
+    (name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit())).then_some(name)
+}
+
+/// Decides the action for one non-WAL-segment entry (pg_rewind's table; first match wins).
+pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileMapError> {
+    let path = entry.path.as_str();
+    // Written last, from the source's copy, after everything else is durable.
+    if path == "global/pg_control" {
+        return Ok(Action::None);
+    }
+    if is_excluded(path) {
+        return Ok(if entry.target.is_some() {
+            Action::Remove
+        } else {
+            Action::None
+        });
+    }
+    if policy.keep_config && CONFIG_FILES.contains(&path) && entry.target.is_some() {
+        return Ok(Action::None);
+    }
+    let (source, target) = match (&entry.source, &entry.target) {
+        (None, None) => return Err(FileMapError::Neither(entry.path.clone())),
+        (Some(FileKind::File { .. }), None) => return Ok(Action::Copy),
+        (Some(_), None) => return Ok(Action::Create),
+        (None, Some(_)) => return Ok(Action::Remove),
+        (Some(s), Some(t)) => (s, t),
+    };
+    if std::mem::discriminant(source) != std::mem::discriminant(target) {
+        return Err(FileMapError::TypeMismatch {
+            path: entry.path.clone(),
+            source_type: source.type_name(),
+            target_type: target.type_name(),
+        });
+    }
+    // Identical on both sides by construction; never overwritten, for paranoia.
+    if path.ends_with("PG_VERSION") {
+        return Ok(Action::None);
+    }
+    match (source, target) {
+        (FileKind::File { size: s }, FileKind::File { size: t }) if entry.is_rel_main => {
+            Ok(match t.cmp(s) {
+                std::cmp::Ordering::Less => Action::CopyTail,
+                std::cmp::Ordering::Greater => Action::Truncate,
+                std::cmp::Ordering::Equal => Action::None,
+            })
+        }
+        (FileKind::File { .. }, _) => Ok(Action::Copy),
+        // A symlink pointing elsewhere is left alone, as pg_rewind does: tablespace locations
+        // legitimately differ between hosts.
+        _ => Ok(Action::None),
+    }
+}
+
+/// Where the streamed WAL starts, and which timeline names each segment (the newest timeline
+/// of the source's history whose first segment is at or before it — the file recovery opens).
+#[derive(Clone, Debug)]
+pub struct WalWindow {
+    /// First segment the stream writes (the one holding the common checkpoint's redo point).
+    pub first_segment: XLogSegNo,
+    /// WAL segment size in bytes.
+    pub seg_size: u32,
+    /// For each timeline of the source's history, its first segment; oldest first.
+    pub timeline_starts: Vec<(TimeLineId, XLogSegNo)>,
+}
+
+impl WalWindow {
+    /// The timeline whose file recovery reads for `segno`.
+    pub fn timeline_for(&self, segno: XLogSegNo) -> Option<TimeLineId> {
+        self.timeline_starts
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= segno)
+            .map(|(tli, _)| *tli)
+    }
+}
+
+/// Decides the action for a WAL segment file. Segments before the redo point are left as they
+/// are on the target and never copied (recovery will not read them). From the redo point on,
+/// the stream writes the source's segments; any other target segment there is diverged or
+/// unreachable WAL and is removed, so recovery can never read it.
+pub fn decide_wal_segment(entry: &FileEntry, name: &str, window: &WalWindow) -> Action {
+    let Some((_, segno)) = XLogSegNo::parse_file_name(name, window.seg_size) else {
+        return Action::None;
+    };
+    if segno < window.first_segment || entry.target.is_none() {
+        return Action::None;
+    }
+    Action::Remove
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: u64) -> Option<FileKind> {
+        Some(FileKind::File { size })
+    }
+    fn dir() -> Option<FileKind> {
+        Some(FileKind::Dir)
+    }
+    fn link(t: &str) -> Option<FileKind> {
+        Some(FileKind::Symlink { target: t.into() })
+    }
+    fn entry(
+        path: &str,
+        source: Option<FileKind>,
+        target: Option<FileKind>,
+        rel: bool,
+    ) -> FileEntry {
+        FileEntry {
+            is_rel_main: rel,
+            source,
+            target,
+            ..FileEntry::new(path)
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        let p = Policy::default();
+        let cases: Vec<(FileEntry, Action)> = vec![
+            (
+                entry("global/pg_control", file(8192), file(8192), false),
+                Action::None,
+            ),
+            (
+                entry("postmaster.pid", file(80), file(80), false),
+                Action::Remove,
+            ),
+            (entry("postmaster.pid", file(80), None, false), Action::None),
+            (
+                entry("pg_replslot/s1/state", file(200), file(200), false),
+                Action::Remove,
+            ),
+            (entry("pg_replslot", dir(), dir(), false), Action::None),
+            (
+                entry("base/1/pg_internal.init.42", file(9), file(9), false),
+                Action::Remove,
+            ),
+            (
+                entry("base/pgsql_tmp/pgsql_tmp1.0", file(9), file(9), false),
+                Action::Remove,
+            ),
+            (entry("base/5/16384", file(8192), None, true), Action::Copy),
+            (entry("base/5", dir(), None, false), Action::Create),
+            (
+                entry("pg_tblspc/16385", link("/srv/ts"), None, false),
+                Action::Create,
+            ),
+            (
+                entry("base/5/16384", None, file(8192), true),
+                Action::Remove,
+            ),
+            (entry("base/5", None, dir(), false), Action::Remove),
+            (
+                entry("base/5/PG_VERSION", file(3), file(3), false),
+                Action::None,
+            ),
+            (entry("base/5", dir(), dir(), false), Action::None),
+            (
+                entry("pg_tblspc/16385", link("/a"), link("/b"), false),
+                Action::None,
+            ),
+            (
+                entry("postgresql.conf", file(10), file(20), false),
+                Action::Copy,
+            ),
+            (
+                entry("base/5/16384_fsm", file(24576), file(24576), false),
+                Action::Copy,
+            ),
+            (
+                entry("base/5/16384", file(16384), file(8192), true),
+                Action::CopyTail,
+            ),
+            (
+                entry("base/5/16384", file(8192), file(16384), true),
+                Action::Truncate,
+            ),
+            (
+                entry("base/5/16384", file(8192), file(8192), true),
+                Action::None,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(decide_action(&e, &p), Ok(want), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn decision_errors_and_policy() {
+        let p = Policy::default();
+        let e = entry("base/5/16384", file(1), dir(), true);
+        assert!(matches!(
+            decide_action(&e, &p),
+            Err(FileMapError::TypeMismatch { .. })
+        ));
+        let e = entry("x", None, None, false);
+        assert_eq!(
+            decide_action(&e, &p),
+            Err(FileMapError::Neither("x".into()))
+        );
+        let keep = Policy { keep_config: true };
+        assert_eq!(
+            decide_action(&entry("pg_hba.conf", file(1), file(2), false), &keep),
+            Ok(Action::None)
+        );
+        assert_eq!(
+            decide_action(&entry("pg_hba.conf", file(1), None, false), &keep),
+            Ok(Action::Copy)
+        );
+        assert_eq!(
+            decide_action(&entry("pg_hba.conf", None, file(1), false), &keep),
+            Ok(Action::None)
+        );
+    }
+
+    #[test]
+    fn exclusions() {
+        assert!(is_excluded("pg_stat_tmp/global.stat"));
+        assert!(!is_excluded("pg_stat_tmp"));
+        assert!(!is_excluded("pg_stat_tmpx/a"));
+        assert!(is_excluded("backup_label"));
+        assert!(!is_excluded("base/1/backup_label"));
+        assert!(is_excluded("pg_tblspc/16385/PG_15_202209061/pgsql_tmp/x"));
+        assert!(!is_excluded("base/1/1259"));
+    }
+
+    #[test]
+    fn wal_segments() {
+        assert_eq!(
+            wal_segment_name("pg_wal/000000010000000000000003"),
+            Some("000000010000000000000003")
+        );
+        assert_eq!(
+            wal_segment_name("pg_wal/000000010000000000000003.partial"),
+            Some("000000010000000000000003")
+        );
+        assert_eq!(wal_segment_name("pg_wal/00000002.history"), None);
+        assert_eq!(
+            wal_segment_name("pg_wal/archive_status/000000010000000000000003.done"),
+            None
+        );
+        let seg = 16 << 20;
+        let w = WalWindow {
+            first_segment: XLogSegNo(3),
+            seg_size: seg,
+            timeline_starts: vec![(TimeLineId(1), XLogSegNo(0)), (TimeLineId(2), XLogSegNo(5))],
+        };
+        assert_eq!(w.timeline_for(XLogSegNo(4)), Some(TimeLineId(1)));
+        assert_eq!(w.timeline_for(XLogSegNo(5)), Some(TimeLineId(2)));
+        let e = |p: &str| entry(p, None, file(seg.into()), false);
+        let name = "000000010000000000000002";
+        assert_eq!(decide_wal_segment(&e(name), name, &w), Action::None);
+        let name = "000000010000000000000003";
+        assert_eq!(decide_wal_segment(&e(name), name, &w), Action::Remove);
+        let source_only = entry(name, file(seg.into()), None, false);
+        assert_eq!(decide_wal_segment(&source_only, name, &w), Action::None);
+    }
+}

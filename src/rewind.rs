@@ -1,0 +1,634 @@
+//! Orchestration of a rebuild, as numbered phases (DESIGN.md §2): [`prepare`] inspects the
+//! target, connects to the source, finds the divergence and the last common checkpoint, scans
+//! the target's WAL and builds the [`Plan`]; [`crate::execute::execute`] carries it out.
+//!
+//! Nothing here writes to the target except single-user crash recovery of an uncleanly stopped
+//! target (phase 1), which the user can refuse with `ensure_shutdown = false`.
+
+use crate::conninfo::{ConnInfo, Environment};
+use crate::control::{read_control_file, ControlFile, DbState};
+use crate::error::{Error, Result};
+use crate::filemap::{Policy, WalWindow};
+use crate::lsn::{Lsn, TimeLineId};
+use crate::plan::{self, CommonCheckpoint, Divergence, FileMapInput, Plan, WalPlan};
+use crate::replication::ClientOptions;
+use crate::source::local::LocalSource;
+use crate::source::server::ServerSource;
+use crate::source::Source;
+use crate::target::SyncMethod;
+use crate::timeline::{self, find_divergence, parse_history, TimeLineHistoryEntry};
+use crate::walscan::{self, FoundCheckpoint, RestoringWalDir};
+use crate::xlog::{WalReader, WalStreamReader, XLOG_BLCKSZ};
+use crate::{datadir, pgconf, pgserver, relpath};
+use std::path::{Path, PathBuf};
+
+/// Where to copy from.
+#[derive(Clone, Debug)]
+pub enum SourceSpec {
+    /// A running server, by libpq connection string or URI.
+    Server(String),
+    /// A cleanly stopped data directory on this machine.
+    Local(PathBuf),
+    /// The target's own `primary_conninfo`.
+    PrimaryConninfo,
+}
+
+/// Everything a rebuild needs to know. `Options::new` gives the defaults of `gsbuild -D`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The target data directory.
+    pub target: PathBuf,
+    /// The source.
+    pub source: SourceSpec,
+    /// Build the plan and stop.
+    pub dry_run: bool,
+    /// Write `standby.signal` and `primary_conninfo` (needs a server source).
+    pub write_recovery_conf: bool,
+    /// Fetch missing target WAL with the target's `restore_command`.
+    pub restore_target_wal: bool,
+    /// The target's main configuration file, when outside the data directory.
+    pub config_file: Option<PathBuf>,
+    /// How to make the result durable.
+    pub sync: SyncMethod,
+    /// Run single-user crash recovery on a target that was not shut down cleanly.
+    pub ensure_shutdown: bool,
+    /// Keep the target's configuration files instead of copying the source's.
+    pub keep_config: bool,
+    /// The `postgres` executable for crash recovery (default: next to gsbuild, then `PATH`).
+    pub postgres: Option<PathBuf>,
+    /// Connection time limits.
+    pub client: ClientOptions,
+    /// Environment for connection defaults (`PGHOST`, `PGPASSFILE`, …).
+    pub env: Environment,
+}
+
+impl Options {
+    /// Defaults for rebuilding `target` from `source`.
+    pub fn new(target: impl Into<PathBuf>, source: SourceSpec) -> Options {
+        Options {
+            target: target.into(),
+            source,
+            dry_run: false,
+            write_recovery_conf: false,
+            restore_target_wal: false,
+            config_file: None,
+            sync: SyncMethod::Fsync,
+            ensure_shutdown: true,
+            keep_config: true,
+            postgres: None,
+            client: ClientOptions::default(),
+            env: Environment::from_process(),
+        }
+    }
+}
+
+/// Receives what a rebuild has to say: messages in pg_rewind's words, and progress.
+pub trait Reporter {
+    /// A message pg_rewind would print at info level ("servers diverged at …").
+    fn info(&mut self, msg: &str);
+    /// A step of the work ("reading source file list"); pg_rewind prints these with
+    /// `--progress`.
+    fn step(&mut self, msg: &str) {
+        self.debug(msg);
+    }
+    /// A debug-level message (`--debug`).
+    fn debug(&mut self, _msg: &str) {}
+    /// Bytes copied so far out of `total`.
+    fn progress(&mut self, _done: u64, _total: u64) {}
+}
+
+/// A [`Reporter`] that logs through `tracing`.
+pub struct TracingReporter;
+
+impl Reporter for TracingReporter {
+    fn info(&mut self, msg: &str) {
+        tracing::info!("{msg}");
+    }
+    fn debug(&mut self, msg: &str) {
+        tracing::debug!("{msg}");
+    }
+}
+
+/// A plan and what is needed to carry it out.
+pub struct Prepared {
+    /// The plan.
+    pub plan: Plan,
+    pub(crate) source: Box<dyn Source + Send>,
+    pub(crate) opts: Options,
+    pub(crate) target_control: ControlFile,
+    pub(crate) source_history: Vec<TimeLineHistoryEntry>,
+    pub(crate) conninfo: Option<ConnInfo>,
+}
+
+/// Phases 1–5: everything up to the plan. The target is not modified (except by crash
+/// recovery, see the module documentation).
+pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
+    // 1. Inspect the target.
+    let target_control = inspect_target(&opts, rep)?;
+    let seg_size = target_control.xlog_seg_size;
+    // 2. Connect to the source and check that the two clusters fit.
+    let (mut source, conninfo) = open_source(&opts, rep)?;
+    let source_control = crate::control::ControlFile::decode(
+        &source.fetch_file("global/pg_control")?,
+    )
+    .map_err(|kind| Error::Control {
+        path: format!("{} global/pg_control", source.describe()).into(),
+        kind,
+    })?;
+    check_compatible(&opts, &target_control, &source_control, source.as_mut())?;
+    if opts.write_recovery_conf && conninfo.is_none() {
+        return Err(Error::Usage(
+            "--write-recovery-conf requires --source-server".into(),
+        ));
+    }
+    // 3. Divergence.
+    let (source_tli, source_end) = source.wal_position()?;
+    let source_history = history_of(source.as_mut(), source_tli)?;
+    let target_tli = target_control
+        .checkpoint_copy
+        .this_timeline_id
+        .max(target_control.min_recovery_point_tli);
+    let target_history = target_history(&opts.target, target_tli)?;
+    let restore = restore_command(&opts)?;
+    let mut target_wal = WalReader::new(
+        RestoringWalDir::new(&opts.target, seg_size, target_history.clone(), restore),
+        seg_size,
+        Some(target_control.system_identifier),
+    );
+    let target_end = target_end_of_wal(&target_control, &mut target_wal)?;
+    let found = find_common_point(
+        &mut target_wal,
+        source.as_mut(),
+        &Histories {
+            source: &source_history,
+            target: &target_history,
+        },
+        &target_control,
+        target_end,
+        source_end,
+        seg_size,
+    )?;
+    let base = Plan {
+        source: source.describe(),
+        target: opts.target.display().to_string(),
+        major: target_control.major,
+        divergence: None,
+        checkpoint: None,
+        wal: None,
+        files: Vec::new(),
+        totals: Default::default(),
+    };
+    let Some((divergence, ckpt)) = found else {
+        rep.info("no rewind required");
+        return Ok(Prepared {
+            plan: base,
+            source,
+            opts,
+            target_control,
+            source_history,
+            conninfo,
+        });
+    };
+    rep.info(&format!(
+        "servers diverged at WAL location {} on timeline {}",
+        divergence.lsn, divergence.tli
+    ));
+    let ckpt_tli = ckpt.checkpoint.this_timeline_id;
+    rep.info(&format!(
+        "rewinding from last common checkpoint at {} on timeline {}",
+        ckpt.lsn, ckpt_tli
+    ));
+    // 4. Every block the target changed since the common redo point.
+    rep.step("reading WAL in target");
+    let redo = ckpt.checkpoint.redo;
+    let tsdir =
+        walscan::tablespace_version_dir(target_control.major, target_control.catalog_version_no);
+    let (changed, records) =
+        walscan::scan_changed_blocks(&mut target_wal, redo, target_end, &tsdir)?;
+    rep.debug(&format!(
+        "read {records} WAL records from {redo} to {target_end}"
+    ));
+    // 5. File map and plan.
+    rep.step("reading source file list");
+    let source_files = source
+        .list_files()?
+        .into_iter()
+        .map(|f| (f.path, f.kind))
+        .collect();
+    rep.step("reading target file list");
+    let target_files = datadir::list(&opts.target)?
+        .into_iter()
+        .map(|l| (l.path, l.kind))
+        .collect();
+    let window = wal_window(&source_history, redo, seg_size);
+    let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
+    let policy = Policy {
+        keep_config: opts.keep_config,
+    };
+    let (files, totals) = plan::build_files(FileMapInput {
+        source: source_files,
+        target: target_files,
+        changed_blocks: &changed,
+        is_rel_main: &is_rel,
+        policy: &policy,
+        wal: &window,
+    })?;
+    let start = window.first_segment.start_lsn(seg_size);
+    let first_segment = window.first_segment.file_name(
+        window
+            .timeline_for(window.first_segment)
+            .unwrap_or(source_tli),
+        seg_size,
+    );
+    let plan = Plan {
+        divergence: Some(divergence),
+        checkpoint: Some(CommonCheckpoint {
+            lsn: ckpt.lsn,
+            redo,
+            tli: ckpt_tli,
+        }),
+        wal: Some(WalPlan {
+            start,
+            first_segment,
+            source_position: source_end,
+        }),
+        files,
+        totals,
+        ..base
+    };
+    rep.step(&format!(
+        "need to copy {} MB (total source directory size is {} MB)",
+        plan.totals.bytes_to_copy / (1 << 20),
+        plan.totals.source_bytes / (1 << 20)
+    ));
+    Ok(Prepared {
+        plan,
+        source,
+        opts,
+        target_control,
+        source_history,
+        conninfo,
+    })
+}
+
+fn inspect_target(opts: &Options, rep: &mut dyn Reporter) -> Result<ControlFile> {
+    if pgserver::is_running(&opts.target) {
+        return Err(Error::Incompatible(format!(
+            "target server must be shut down cleanly (a postmaster is running on \"{}\")",
+            opts.target.display()
+        )));
+    }
+    let cf = read_control_file(&opts.target)?;
+    if matches!(cf.state, DbState::ShutDown | DbState::ShutDownInRecovery) {
+        return Ok(cf);
+    }
+    if !opts.ensure_shutdown {
+        return Err(Error::Incompatible(format!(
+            "target server must be shut down cleanly (state \"{}\")",
+            cf.state.as_str()
+        )));
+    }
+    let postgres = pgserver::find_postgres(opts.postgres.as_deref())?;
+    rep.info(&format!(
+        "executing \"{}\" for target server to complete crash recovery",
+        postgres.display()
+    ));
+    pgserver::crash_recovery(&postgres, &opts.target, opts.config_file.as_deref())?;
+    let cf = read_control_file(&opts.target)?;
+    if !matches!(cf.state, DbState::ShutDown | DbState::ShutDownInRecovery) {
+        return Err(Error::Incompatible(
+            "target server must be shut down cleanly".into(),
+        ));
+    }
+    Ok(cf)
+}
+
+fn open_source(
+    opts: &Options,
+    rep: &mut dyn Reporter,
+) -> Result<(Box<dyn Source + Send>, Option<ConnInfo>)> {
+    let connstr = match &opts.source {
+        SourceSpec::Local(dir) => return Ok((Box::new(LocalSource::new(dir)), None)),
+        SourceSpec::Server(s) => s.clone(),
+        SourceSpec::PrimaryConninfo => {
+            let settings =
+                pgconf::Settings::read_target(&opts.target, opts.config_file.as_deref())?;
+            match settings.get("primary_conninfo").filter(|s| !s.trim().is_empty()) {
+                Some(s) => s.to_string(),
+                None => {
+                    return Err(Error::Usage(format!(
+                        "no source given and \"{}\" has no primary_conninfo: use --source-server CONNSTR or --source-pgdata DIRECTORY",
+                        opts.target.display()
+                    )))
+                }
+            }
+        }
+    };
+    let info = ConnInfo::resolve(&connstr, &opts.env).map_err(|e| Error::Usage(e.to_string()))?;
+    let server = ServerSource::connect(info.clone(), opts.env.clone(), opts.client)?;
+    rep.step("connected to server");
+    Ok((Box::new(server), Some(info)))
+}
+
+fn check_compatible(
+    opts: &Options,
+    target: &ControlFile,
+    source: &ControlFile,
+    src: &mut dyn Source,
+) -> Result<()> {
+    if target.system_identifier != source.system_identifier {
+        return Err(Error::Incompatible(format!(
+            "source and target clusters are from different systems (system identifiers {} and {})",
+            source.system_identifier, target.system_identifier
+        )));
+    }
+    if target.pg_control_version != source.pg_control_version
+        || target.catalog_version_no != source.catalog_version_no
+    {
+        return Err(Error::Incompatible(format!(
+            "clusters are not compatible: source is PostgreSQL {} (catalog version {}), target is PostgreSQL {} (catalog version {})",
+            source.major, source.catalog_version_no, target.major, target.catalog_version_no
+        )));
+    }
+    if target.data_checksum_version == 0 && !target.wal_log_hints {
+        return Err(Error::Incompatible(
+            "target server needs to use either data checksums or \"wal_log_hints = on\"".into(),
+        ));
+    }
+    if let SourceSpec::Local(dir) = &opts.source {
+        if same_dir(dir, &opts.target) {
+            return Err(Error::Usage(
+                "source and target data directory are the same".into(),
+            ));
+        }
+        if !matches!(
+            source.state,
+            DbState::ShutDown | DbState::ShutDownInRecovery
+        ) || pgserver::is_running(dir)
+        {
+            return Err(Error::Incompatible(
+                "source data directory must be shut down cleanly".into(),
+            ));
+        }
+        if !source.checkpoint_copy.full_page_writes {
+            return Err(Error::Incompatible(
+                "full_page_writes must be enabled in the source server".into(),
+            ));
+        }
+        return Ok(());
+    }
+    // A live server: settings and identity over SQL.
+    let fpw = src.setting("full_page_writes")?;
+    if fpw.as_deref() != Some("on") {
+        return Err(Error::Incompatible(
+            "full_page_writes must be enabled in the source server".into(),
+        ));
+    }
+    if let Some(dir) = src.setting("data_directory")? {
+        if same_dir(Path::new(&dir), &opts.target) {
+            return Err(Error::Usage("source and target cluster are the same (the source server runs on the target data directory)".into()));
+        }
+    }
+    Ok(())
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn history_of(source: &mut dyn Source, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {
+    let text = source.timeline_history(tli)?.unwrap_or_default();
+    let name = format!("{} {}", source.describe(), timeline::history_file_name(tli));
+    let text = String::from_utf8(text).map_err(|_| Error::History {
+        path: name.clone().into(),
+        kind: timeline::HistoryError::Syntax { line: 1 },
+    })?;
+    parse_history(&text, tli).map_err(|kind| Error::History {
+        path: name.into(),
+        kind,
+    })
+}
+
+fn target_history(target: &Path, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {
+    if tli.0 <= 1 {
+        return parse_history("", tli).map_err(|kind| Error::History {
+            path: target.into(),
+            kind,
+        });
+    }
+    timeline::read_history_file(
+        &target.join("pg_wal").join(timeline::history_file_name(tli)),
+        tli,
+    )
+}
+
+fn restore_command(opts: &Options) -> Result<Option<String>> {
+    if !opts.restore_target_wal {
+        return Ok(None);
+    }
+    let settings = pgconf::Settings::read_target(&opts.target, opts.config_file.as_deref())?;
+    match settings.get("restore_command").filter(|s| !s.is_empty()) {
+        Some(c) => Ok(Some(c.to_string())),
+        None => Err(Error::Usage(
+            "\"restore_command\" is not set in the target cluster".into(),
+        )),
+    }
+}
+
+/// The target's end of WAL: the end of its shutdown checkpoint record, or its minimum recovery
+/// point when it was a standby that had replayed further.
+fn target_end_of_wal<S: crate::xlog::SegmentSource>(
+    cf: &ControlFile,
+    wal: &mut WalReader<S>,
+) -> Result<Lsn> {
+    let ckpt = walscan::checkpoint_at(wal, cf.checkpoint)?;
+    Ok(ckpt.end.max(cf.min_recovery_point))
+}
+
+struct Histories<'a> {
+    source: &'a [TimeLineHistoryEntry],
+    target: &'a [TimeLineHistoryEntry],
+}
+
+/// Phase 3: `None` when no rewind is required, else the divergence and the last common
+/// checkpoint (cross-checked against the source's WAL).
+fn find_common_point<S: crate::xlog::SegmentSource>(
+    target_wal: &mut WalReader<S>,
+    source: &mut dyn Source,
+    h: &Histories<'_>,
+    tc: &ControlFile,
+    target_end: Lsn,
+    source_end: Lsn,
+    seg_size: u32,
+) -> Result<Option<(Divergence, FoundCheckpoint)>> {
+    let source_tli = h.source.last().map(|e| e.tli).unwrap_or(TimeLineId(1));
+    let target_tli = h.target.last().map(|e| e.tli).unwrap_or(TimeLineId(1));
+    if let Some((lsn, tli)) = find_divergence(h.source, h.target) {
+        if target_end <= lsn {
+            return Ok(None);
+        }
+        let ckpt = walscan::last_checkpoint_before(target_wal, tc.checkpoint, lsn)?;
+        let crc = source_record_crc(source, h.source, ckpt.lsn, seg_size, tc.system_identifier)?;
+        if crc != Some(ckpt.crc) {
+            return Err(Error::Incompatible(format!(
+                "the checkpoint record at {} differs between source and target although their timeline histories say it is common history",
+                ckpt.lsn
+            )));
+        }
+        let method = "timeline-history".to_string();
+        return Ok(Some((
+            Divergence {
+                lsn,
+                tli,
+                source_tli,
+                target_tli,
+                method,
+            },
+            ckpt,
+        )));
+    }
+    if h.source.first() != h.target.first() || source_tli != target_tli {
+        return Err(Error::Incompatible(
+            "could not find common ancestor of the source and target cluster's timelines".into(),
+        ));
+    }
+    same_timeline(
+        target_wal, source, h.source, tc, target_end, source_end, seg_size,
+    )
+}
+
+/// Both sides on the same timeline: the WAL decides. The target's last record is looked up on
+/// the source; if the source has the identical record, the target is behind or equal and no
+/// rewind is required. Otherwise the target's checkpoints are tried backwards until one the
+/// source has too, and records are compared forwards from it to find where they part.
+fn same_timeline<S: crate::xlog::SegmentSource>(
+    target_wal: &mut WalReader<S>,
+    source: &mut dyn Source,
+    history: &[TimeLineHistoryEntry],
+    tc: &ControlFile,
+    target_end: Lsn,
+    source_end: Lsn,
+    seg_size: u32,
+) -> Result<Option<(Divergence, FoundCheckpoint)>> {
+    let sysid = tc.system_identifier;
+    let mut last = None;
+    for rec in target_wal.records_from(tc.checkpoint) {
+        let rec = rec?;
+        if rec.lsn >= target_end {
+            break;
+        }
+        last = Some((rec.lsn, rec.crc()));
+    }
+    let (last_lsn, last_crc) = last
+        .ok_or_else(|| Error::Usage(format!("could not read WAL record at {}", tc.checkpoint)))?;
+    if last_lsn < source_end
+        && source_record_crc(source, history, last_lsn, seg_size, sysid)? == Some(last_crc)
+    {
+        return Ok(None);
+    }
+    let ckpt = walscan::walk_checkpoints_back(target_wal, tc.checkpoint, |c| {
+        if c.lsn >= source_end {
+            return Ok(None);
+        }
+        Ok(
+            (source_record_crc(source, history, c.lsn, seg_size, sysid)? == Some(c.crc))
+                .then(|| c.clone()),
+        )
+    })?;
+    let lsn = first_difference(
+        target_wal, source, history, &ckpt, target_end, seg_size, sysid,
+    )?;
+    let tli = history.last().map(|e| e.tli).unwrap_or(TimeLineId(1));
+    let method = "checkpoint-crc".to_string();
+    Ok(Some((
+        Divergence {
+            lsn,
+            tli,
+            source_tli: tli,
+            target_tli: tli,
+            method,
+        },
+        ckpt,
+    )))
+}
+
+/// The first record position after `ckpt` where the target's record differs from the
+/// source's (or the source has none).
+fn first_difference<S: crate::xlog::SegmentSource>(
+    target_wal: &mut WalReader<S>,
+    source: &mut dyn Source,
+    history: &[TimeLineHistoryEntry],
+    ckpt: &FoundCheckpoint,
+    target_end: Lsn,
+    seg_size: u32,
+    sysid: u64,
+) -> Result<Lsn> {
+    let mut target_records = Vec::new();
+    for rec in target_wal.records_from(ckpt.lsn) {
+        let rec = rec?;
+        if rec.lsn >= target_end {
+            break;
+        }
+        target_records.push((rec.lsn, rec.crc()));
+    }
+    let mut stream = WalStreamReader::new(ckpt.lsn, seg_size, Some(sysid));
+    let mut idx = 0usize;
+    let mut diverged = None;
+    let page = Lsn(ckpt.lsn.0 - ckpt.lsn.page_offset(XLOG_BLCKSZ));
+    source.read_wal(page, Lsn(u64::MAX), history, &mut |_, data| {
+        stream.feed(data);
+        while let Some(rec) = stream.poll()? {
+            match target_records.get(idx) {
+                Some(&(lsn, crc)) if lsn == rec.lsn && crc == rec.crc() => idx += 1,
+                Some(&(lsn, _)) => {
+                    diverged = Some(lsn);
+                    return Ok(false);
+                }
+                None => return Ok(false),
+            }
+        }
+        Ok(stream.end_of_wal().is_none())
+    })?;
+    Ok(diverged
+        .or_else(|| target_records.get(idx).map(|r| r.0))
+        .unwrap_or(target_end))
+}
+
+/// The CRC of the source's record at `lsn`, or `None` when the source has no valid record there.
+fn source_record_crc(
+    source: &mut dyn Source,
+    history: &[TimeLineHistoryEntry],
+    lsn: Lsn,
+    seg_size: u32,
+    sysid: u64,
+) -> Result<Option<u32>> {
+    let mut stream = WalStreamReader::new(lsn, seg_size, Some(sysid));
+    let mut crc = None;
+    let page = Lsn(lsn.0 - lsn.page_offset(XLOG_BLCKSZ));
+    source.read_wal(page, Lsn(u64::MAX), history, &mut |_, data| {
+        stream.feed(data);
+        match stream.poll() {
+            Ok(Some(rec)) => {
+                crc = (rec.lsn == lsn).then(|| rec.crc());
+                Ok(false)
+            }
+            Ok(None) => Ok(stream.end_of_wal().is_none()),
+            Err(_) => Ok(false),
+        }
+    })?;
+    Ok(crc)
+}
+
+fn wal_window(history: &[TimeLineHistoryEntry], redo: Lsn, seg_size: u32) -> WalWindow {
+    WalWindow {
+        first_segment: redo.segment(seg_size),
+        seg_size,
+        timeline_starts: history
+            .iter()
+            .map(|e| (e.tli, e.begin.segment(seg_size)))
+            .collect(),
+    }
+}

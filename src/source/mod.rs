@@ -1,0 +1,98 @@
+//! Where the rebuild reads from: the [`Source`] trait (pg_rewind's `rewind_source`) and its two
+//! implementations, a stopped local data directory ([`local`]) and a live server ([`server`]).
+//!
+//! Used by phase 2 (control file, timeline history), phase 5 (file list) and phase 6 (ranges
+//! and WAL).
+
+pub mod local;
+pub mod server;
+
+use crate::error::Result;
+use crate::filemap::FileKind;
+use crate::lsn::{Lsn, TimeLineId};
+use crate::timeline::TimeLineHistoryEntry;
+
+/// One path in the source's data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Relative, `/`-separated path (checked with [`crate::datadir::check_relative`] before
+    /// use).
+    pub path: String,
+    /// What is there.
+    pub kind: FileKind,
+}
+
+/// A byte range of a source file to copy into the same place in the target.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FetchRange {
+    /// Relative path.
+    pub path: String,
+    /// First byte.
+    pub offset: u64,
+    /// Number of bytes.
+    pub len: u64,
+}
+
+/// Receives what a source fetched.
+pub trait ChunkSink {
+    /// Writes `data`, which the source read at `offset` of `path`, to the same place in the
+    /// target.
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()>;
+
+    /// The file disappeared from the source after it was listed (the source removed it: WAL
+    /// replay of the source's history will account for that). The target's copy is removed.
+    fn vanished(&mut self, path: &str) -> Result<()>;
+}
+
+/// Receives the source's WAL: `data` starts at the given position and continues the previous
+/// call's bytes without a gap. Returns `Ok(false)` to stop reading.
+pub type WalSink<'a> = dyn FnMut(Lsn, &[u8]) -> Result<bool> + 'a;
+
+/// What the rebuild needs from the cluster it copies from.
+///
+/// Batching contract of [`Source::fetch_ranges`]: an implementation may merge, split, reorder
+/// and parallelise the ranges it is given, and delivers every byte it read through the sink
+/// exactly once, at the offset it was read from. When a source file became shorter than a
+/// range, the bytes that still exist are delivered and the rest is not (a live server's
+/// relation files shrink legitimately; WAL replay fixes them); a local source, which must be
+/// stopped, reports that as an error instead (`size of source file "…" changed concurrently`).
+pub trait Source {
+    /// A short description for messages (never includes a password).
+    fn describe(&self) -> String;
+
+    /// Every path in the source data directory (`pg_wal` and tablespace contents included).
+    fn list_files(&mut self) -> Result<Vec<SourceFile>>;
+
+    /// The whole content of one (small) file, e.g. `global/pg_control` or a history file.
+    fn fetch_file(&mut self, path: &str) -> Result<Vec<u8>>;
+
+    /// Copies `ranges` into `sink` (see the batching contract above).
+    fn fetch_ranges(&mut self, ranges: &[FetchRange], sink: &mut dyn ChunkSink) -> Result<()>;
+
+    /// The source's current timeline and the WAL position up to which its WAL is durable and
+    /// readable now: the flush position of a primary, the replay position of a standby, the
+    /// end of the shutdown checkpoint of a stopped cluster.
+    fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)>;
+
+    /// The content of the source's history file for `tli` (`None` for timeline 1, which has
+    /// none).
+    fn timeline_history(&mut self, tli: TimeLineId) -> Result<Option<Vec<u8>>>;
+
+    /// A server setting (`current_setting(name)`); `None` for a source that has no running
+    /// server.
+    fn setting(&mut self, _name: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Reads the source's WAL from `start` (page aligned) along `history` (the source's
+    /// timeline history, whose last entry is its current timeline) into `sink`, until the sink
+    /// returns `false` or everything before `end` was delivered. The last call may deliver
+    /// bytes beyond `end`.
+    fn read_wal(
+        &mut self,
+        start: Lsn,
+        end: Lsn,
+        history: &[TimeLineHistoryEntry],
+        sink: &mut WalSink<'_>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,257 @@
+//! The rebuild's uses of the target's WAL: the last checkpoint before the divergence point
+//! (phase 3, found by following `xl_prev` backwards from the control file's checkpoint), and
+//! every main-fork block the target changed from that checkpoint's redo point to its end of WAL
+//! (phase 4).
+//!
+//! Also [`RestoringWalDir`], the target's `pg_wal` that fetches missing segments with the
+//! target's `restore_command` (`-c`).
+
+use crate::control::CheckPoint;
+use crate::error::{Error, Result};
+use crate::lsn::{Lsn, TimeLineId, XLogSegNo};
+use crate::pgserver;
+use crate::relpath::{relation_path, ForkNumber, RELSEG_SIZE};
+use crate::timeline::{tli_at, TimeLineHistoryEntry};
+use crate::version::PgMajor;
+use crate::xlog::rmgr;
+use crate::xlog::segment::read_segment_file;
+use crate::xlog::{Record, SegmentSource, WalReader};
+use bytes::Bytes;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// A checkpoint record found in the WAL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundCheckpoint {
+    /// Position of the record.
+    pub lsn: Lsn,
+    /// Where the record ends (the next record's start).
+    pub end: Lsn,
+    /// The record's CRC, compared with the source's record at the same position.
+    pub crc: u32,
+    /// The decoded payload (redo point, timeline).
+    pub checkpoint: CheckPoint,
+}
+
+/// A `pg_wal` directory whose segment file names follow a timeline history, optionally
+/// restoring missing segments with `restore_command`.
+pub struct RestoringWalDir {
+    dir: PathBuf,
+    datadir: PathBuf,
+    seg_size: u32,
+    history: Vec<TimeLineHistoryEntry>,
+    restore_command: Option<String>,
+    /// Segments fetched with restore_command (logged at the end).
+    pub restored: Vec<String>,
+}
+
+impl RestoringWalDir {
+    /// The `pg_wal` of `datadir`, with file names chosen by `history`.
+    pub fn new(
+        datadir: &Path,
+        seg_size: u32,
+        history: Vec<TimeLineHistoryEntry>,
+        restore_command: Option<String>,
+    ) -> Self {
+        RestoringWalDir {
+            dir: datadir.join("pg_wal"),
+            datadir: datadir.to_path_buf(),
+            seg_size,
+            history,
+            restore_command,
+            restored: Vec::new(),
+        }
+    }
+
+    /// File name of segment `segno`: the timeline holding the segment's last byte (the newest
+    /// timeline begun in or before it, which is the file recovery opens).
+    pub fn file_name(&self, segno: XLogSegNo) -> String {
+        let last = Lsn(XLogSegNo(segno.0 + 1)
+            .start_lsn(self.seg_size)
+            .0
+            .saturating_sub(1));
+        let tli = tli_at(&self.history, last).unwrap_or(TimeLineId(1));
+        segno.file_name(tli, self.seg_size)
+    }
+}
+
+impl SegmentSource for RestoringWalDir {
+    fn read_segment(&mut self, segno: XLogSegNo) -> Result<Option<Bytes>> {
+        let name = self.file_name(segno);
+        let path = self.dir.join(&name);
+        if let Some(b) = read_segment_file(&path, self.seg_size)? {
+            return Ok(Some(b));
+        }
+        let Some(cmd) = &self.restore_command else {
+            return Ok(None);
+        };
+        pgserver::restore_wal_file(cmd, &self.datadir, &name, &name)?;
+        self.restored.push(name);
+        read_segment_file(&path, self.seg_size)
+    }
+
+    fn segment_name(&self, segno: XLogSegNo) -> String {
+        self.dir.join(self.file_name(segno)).display().to_string()
+    }
+}
+
+/// The checkpoint payload of `rec`, or `None` when it is not a checkpoint record.
+pub fn decode_checkpoint(rec: &Record) -> Result<Option<CheckPoint>> {
+    if !rec.is_checkpoint() {
+        return Ok(None);
+    }
+    CheckPoint::decode(rec.main_data(), rec.major)
+        .map(Some)
+        .map_err(|t| Error::Usage(format!("invalid checkpoint record at {}: {t}", rec.lsn)))
+}
+
+/// Reads the checkpoint record at `lsn`.
+pub fn checkpoint_at<S: SegmentSource>(
+    reader: &mut WalReader<S>,
+    lsn: Lsn,
+) -> Result<FoundCheckpoint> {
+    let rec = reader
+        .read_record_at(lsn)
+        .map_err(|e| prev_record_error(lsn, e))?;
+    match decode_checkpoint(&rec)? {
+        Some(checkpoint) => Ok(FoundCheckpoint {
+            lsn,
+            end: rec.end_lsn,
+            crc: rec.crc(),
+            checkpoint,
+        }),
+        None => Err(Error::Usage(format!(
+            "WAL record at {lsn} is not a checkpoint record (rmgr {})",
+            rec.rmgr_name()
+        ))),
+    }
+}
+
+fn prev_record_error(lsn: Lsn, e: Error) -> Error {
+    Error::Usage(format!("could not find previous WAL record at {lsn}: {e}"))
+}
+
+/// Walks backwards from the record at `from` through `xl_prev`, calling `visit` on every
+/// checkpoint record met (`from` itself included) until it returns `Some`.
+pub fn walk_checkpoints_back<S, T>(
+    reader: &mut WalReader<S>,
+    from: Lsn,
+    mut visit: impl FnMut(&FoundCheckpoint) -> Result<Option<T>>,
+) -> Result<T>
+where
+    S: SegmentSource,
+{
+    let mut lsn = from;
+    loop {
+        let rec = reader
+            .read_record_at(lsn)
+            .map_err(|e| prev_record_error(lsn, e))?;
+        if let Some(checkpoint) = decode_checkpoint(&rec)? {
+            let found = FoundCheckpoint {
+                lsn,
+                end: rec.end_lsn,
+                crc: rec.crc(),
+                checkpoint,
+            };
+            if let Some(t) = visit(&found)? {
+                return Ok(t);
+            }
+        }
+        let prev = rec.prev();
+        if !prev.is_valid() || prev >= lsn {
+            return Err(Error::Usage(format!(
+                "could not find previous WAL record at {lsn}: invalid xl_prev {prev}"
+            )));
+        }
+        lsn = prev;
+    }
+}
+
+/// The last checkpoint record before `before`, walking back from `from`.
+pub fn last_checkpoint_before<S: SegmentSource>(
+    reader: &mut WalReader<S>,
+    from: Lsn,
+    before: Lsn,
+) -> Result<FoundCheckpoint> {
+    walk_checkpoints_back(reader, from, |c| Ok((c.lsn < before).then(|| c.clone())))
+}
+
+/// Main-fork blocks changed by the target, by relation segment path; each value holds block
+/// numbers within that segment file.
+pub type ChangedBlocks = HashMap<String, BTreeSet<u32>>;
+
+/// Collects the block references of every record from `from` (a record start: the common
+/// checkpoint's redo point) up to `to` (exclusive: the target's end of WAL). Records whose only
+/// effect is at file level (database create/drop, relation create/truncate, commit/abort) are
+/// skipped — the file map handles those — and any other record that changes relation files in a
+/// way block references do not show is an error, since skipping it would lose data.
+pub fn scan_changed_blocks<S: SegmentSource>(
+    reader: &mut WalReader<S>,
+    from: Lsn,
+    to: Lsn,
+    tablespace_dir: &str,
+) -> Result<(ChangedBlocks, u64)> {
+    let mut changed = ChangedBlocks::new();
+    let mut records = 0u64;
+    let mut iter = reader.records_from(from);
+    let mut reached = from;
+    for rec in iter.by_ref() {
+        let rec = rec?;
+        if rec.lsn >= to {
+            reached = rec.lsn;
+            break;
+        }
+        records += 1;
+        check_record_kind(&rec)?;
+        for b in rec.blocks.iter().filter(|b| b.fork == ForkNumber::Main) {
+            let seg = b.blk.0 / RELSEG_SIZE;
+            let path = relation_path(b.rel, ForkNumber::Main, seg, tablespace_dir);
+            changed
+                .entry(path)
+                .or_default()
+                .insert(b.blk.0 % RELSEG_SIZE);
+        }
+        reached = rec.end_lsn;
+    }
+    if let Some(end) = iter.end_of_wal() {
+        reached = reached.max(end.lsn);
+    }
+    if reached < to {
+        return Err(Error::Usage(format!(
+            "could not read WAL record at {reached}: the target's WAL ends before its end of WAL {to} \
+             (missing or damaged segment; with -c, restore_command is used to fetch missing segments)"
+        )));
+    }
+    Ok((changed, records))
+}
+
+/// pg_rewind's rules for records the block scan cannot account for.
+fn check_record_kind(rec: &Record) -> Result<()> {
+    const XLOG_SMGR_CREATE: u8 = 0x10;
+    const XLOG_SMGR_TRUNCATE: u8 = 0x20;
+    const XLOG_XACT_OPMASK: u8 = 0x70;
+    // Commit, abort, commit prepared, abort prepared: their file drops show in the file map.
+    const XACT_FILE_LEVEL: [u8; 4] = [0x00, 0x20, 0x30, 0x40];
+    let info = rec.rmgr_info();
+    let ok = match rec.rmid() {
+        rmgr::RM_DBASE_ID => true,
+        rmgr::RM_SMGR_ID if info == XLOG_SMGR_CREATE || info == XLOG_SMGR_TRUNCATE => true,
+        rmgr::RM_XACT_ID if XACT_FILE_LEVEL.contains(&(info & XLOG_XACT_OPMASK)) => true,
+        _ => !rec.has_special_rel_update(),
+    };
+    if !ok {
+        return Err(Error::Usage(format!(
+            "WAL record modifies a relation, but record type is not recognized: lsn: {}, rmid: {}, rmgr: {}, info: {:02X}",
+            rec.lsn,
+            rec.rmid(),
+            rec.rmgr_name(),
+            rec.info()
+        )));
+    }
+    Ok(())
+}
+
+/// The `PG_<major>_<catversion>` directory name used inside tablespaces.
+pub fn tablespace_version_dir(major: PgMajor, catalog_version: u32) -> String {
+    format!("PG_{}_{}", major.number(), catalog_version)
+}
