@@ -137,6 +137,10 @@ pub struct RebuildArgs {
     /// Copy the source's configuration files over the target's (pg_rewind's behaviour).
     #[arg(long)]
     pub copy_config: bool,
+    /// Create a tablespace that only the source has at NEWDIR instead of OLDDIR (its location
+    /// on the source); may be repeated.
+    #[arg(short = 'T', long = "tablespace-mapping", value_name = "OLDDIR=NEWDIR")]
+    pub tablespace_mapping: Vec<String>,
     /// Write a lot of debug messages.
     #[arg(long)]
     pub debug: bool,

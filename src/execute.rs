@@ -52,7 +52,10 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     // 6a. Directories and symlinks the source has and the target lacks.
     for f in plan.files.iter().filter(|f| f.action == Action::Create) {
         match &f.source {
-            Some(FileKind::Symlink { target: link }) => target.create_symlink(&f.path, link)?,
+            Some(FileKind::Symlink { target: link }) => {
+                let link = tablespace_location(&opts, &f.path, link)?;
+                target.create_symlink(&f.path, &link)?
+            }
             _ => target.create_dir(&f.path)?,
         }
     }
@@ -134,6 +137,32 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         min_recovery_tli: end_tli,
         synced,
     })
+}
+
+/// Where a tablespace the target lacks is created: the source's location, or its mapping. The
+/// location must not hold anything yet — on the same machine it may be the source's own
+/// tablespace, and writing the target's files into it would destroy the source.
+fn tablespace_location(opts: &crate::rewind::Options, path: &str, link: &str) -> Result<String> {
+    let mapped = opts
+        .tablespace_mapping
+        .iter()
+        .find(|(from, _)| std::path::Path::new(link) == from.as_path())
+        .map(|(_, to)| to.display().to_string())
+        .unwrap_or_else(|| link.to_string());
+    let dir = std::path::Path::new(&mapped);
+    let in_use = std::fs::read_dir(dir)
+        .map(|mut rd| rd.next().is_some())
+        .unwrap_or(false);
+    if in_use {
+        return Err(Error::Usage(format!(
+            "directory \"{mapped}\" for tablespace \"{path}\" exists and is not empty; give it another location with --tablespace-mapping={link}=NEWDIR"
+        )));
+    }
+    if !opts.dry_run {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        crate::target::give_to_owner_of(dir, &opts.target)?;
+    }
+    Ok(mapped)
 }
 
 fn refresh_history(source: &mut dyn Source, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {

@@ -129,6 +129,12 @@ fn options(r: &cli::RebuildArgs, dialect: Dialect) -> anyhow::Result<Options> {
         Dialect::Gsbuild => !r.copy_config,
         Dialect::PgRewind => r.keep_config,
     };
+    for m in &r.tablespace_mapping {
+        let Some((from, to)) = m.split_once('=') else {
+            anyhow::bail!("invalid tablespace mapping format \"{m}\", must be \"OLDDIR=NEWDIR\"");
+        };
+        o.tablespace_mapping.push((from.into(), to.into()));
+    }
     o.sync = match (r.no_sync, r.sync_method) {
         (true, _) => SyncMethod::None,
         (false, Some(cli::SyncMethodArg::Syncfs)) => SyncMethod::Syncfs,

@@ -54,6 +54,9 @@ pub struct Options {
     pub ensure_shutdown: bool,
     /// Keep the target's configuration files instead of copying the source's.
     pub keep_config: bool,
+    /// Tablespace locations to relocate: a source tablespace at `.0` is created on the target
+    /// at `.1` (like `pg_basebackup --tablespace-mapping`).
+    pub tablespace_mapping: Vec<(PathBuf, PathBuf)>,
     /// The `postgres` executable for crash recovery (default: next to gsbuild, then `PATH`).
     pub postgres: Option<PathBuf>,
     /// Connection time limits.
@@ -75,6 +78,7 @@ impl Options {
             sync: SyncMethod::Fsync,
             ensure_shutdown: true,
             keep_config: true,
+            tablespace_mapping: Vec::new(),
             postgres: None,
             client: ClientOptions::default(),
             env: Environment::from_process(),

@@ -275,6 +275,18 @@ impl TargetDir {
     }
 }
 
+/// Gives `path` to the owner of `datadir` when running as root (new tablespace directories
+/// outside the data directory).
+pub fn give_to_owner_of(path: &Path, datadir: &Path) -> Result<()> {
+    let meta = fs::metadata(datadir).map_err(|e| Error::io("stat directory", datadir, e))?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 && meta.uid() != 0 {
+        std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))
+            .map_err(|e| Error::io("change owner of", path, e))?;
+    }
+    Ok(())
+}
+
 fn fsync_path(p: &Path) -> Result<()> {
     let f = match File::open(p) {
         Ok(f) => f,
