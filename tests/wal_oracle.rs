@@ -22,46 +22,25 @@ const SEG_SIZE: u32 = WAL_SEGSIZE_MB << 20;
 /// Most differences shown per failed comparison.
 const MAX_DIFF: usize = 20;
 
-#[test]
-fn wal_oracle_pg14() {
-    if let Some(pg) = install(14) {
-        oracle(&pg);
-    }
+/// One test per toolset, so that each major passes or fails on its own.
+macro_rules! oracle_test {
+    ($($name:ident => $install:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            if let Some(pg) = $install {
+                oracle(&pg);
+            }
+        }
+    )*};
 }
 
-#[test]
-fn wal_oracle_pg15() {
-    if let Some(pg) = install(15) {
-        oracle(&pg);
-    }
-}
-
-#[test]
-fn wal_oracle_pg16() {
-    if let Some(pg) = install(16) {
-        oracle(&pg);
-    }
-}
-
-#[test]
-fn wal_oracle_pg17() {
-    if let Some(pg) = install(17) {
-        oracle(&pg);
-    }
-}
-
-#[test]
-fn wal_oracle_pg18() {
-    if let Some(pg) = install(18) {
-        oracle(&pg);
-    }
-}
-
-#[test]
-fn wal_oracle_debian_pg15() {
-    if let Some(pg) = debian_install() {
-        oracle(&pg);
-    }
+oracle_test! {
+    wal_oracle_pg14 => install(14);
+    wal_oracle_pg15 => install(15);
+    wal_oracle_pg16 => install(16);
+    wal_oracle_pg17 => install(17);
+    wal_oracle_pg18 => install(18);
+    wal_oracle_debian_pg15 => debian_install();
 }
 
 /// The record line of a dump: everything pg_waldump prints before `desc:`, plus the desc.
@@ -533,13 +512,13 @@ fn check_relpaths(c: &Cluster) {
     let data = c.datadir();
     let mut seen = 0;
     for dir in ["global", "base"] {
-        for entry in walkdir_files(&data.join(dir)) {
-            let rel = entry
-                .strip_prefix(&data)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        for entry in walkdir::WalkDir::new(data.join(dir)) {
+            let entry = entry.unwrap();
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&data).unwrap().to_string_lossy();
+            let name = entry.file_name().to_string_lossy();
             let looks_rel = name.starts_with(|ch: char| ch.is_ascii_digit());
             match gsbuild::relpath::classify(&rel) {
                 Some(f) => {
@@ -552,19 +531,6 @@ fn check_relpaths(c: &Cluster) {
         }
     }
     assert!(seen > 100, "only {seen} relation files");
-}
-
-fn walkdir_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walkdir_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 fn oracle(pg: &PgInstall) {
@@ -613,4 +579,42 @@ fn oracle(pg: &PgInstall) {
         pg.label,
         failures.join("\n\n")
     );
+}
+
+/// The parsers and comparisons themselves, on fixed text, without a server.
+#[test]
+fn dump_parsing_and_comparison() {
+    let theirs = "\
+rmgr: Heap        len (rec/tot):     54/    54, tx:        735, lsn: 0/01723B30, prev 0/01723AF8, desc: INSERT off 2 flags 0x00
+\tblkref #0: rel 1663/5/16384 fork main blk 0
+rmgr: XLOG        len (rec/tot):     49/  8241, tx:          0, lsn: 0/01723B68, prev 0/01723B30, desc: FPI_FOR_HINT , blkref #0: rel 1663/5/16384 fork vm blk 0 FPW
+\tblkref #0: rel 1663/5/16384 fork vm blk 0 (FPW); hole: offset: 24, length: 8136, compression saved: 12, method: zstd
+";
+    let ours = "\
+rmgr: Heap        len (rec/tot):     54/    54, tx:        735, lsn: 0/1723B30, prev 0/1723AF8, desc: info: 0x00
+\tblkref #0: rel 1663/5/16384 fork main blk 0
+rmgr: XLOG        len (rec/tot):     49/  8241, tx:          0, lsn: 0/1723B68, prev 0/1723B30, desc: info: 0xB0
+\tblkref #0: rel 1663/5/16384 fork vm blk 0 image
+";
+    let (t, o) = (parse_dump(theirs, "theirs"), parse_dump(ours, "ours"));
+    assert_eq!(t.records.len(), 2);
+    assert_eq!(t.records[1].tot_len, 8241);
+    assert_eq!(t.records[1].lsn, Lsn(0x1723B68));
+    assert_eq!(coverage(&t).fpi_by_method.get("zstd"), Some(&1));
+    assert_eq!(compare_records(&o.records, &t.records), Ok(()));
+    assert_eq!(compare_blocks(&o.blocks, &t.blocks), Ok(()));
+
+    let short = parse_dump(&ours.replace("blk 0 image", "blk 1"), "ours");
+    let err = compare_blocks(&short.blocks, &t.blocks).unwrap_err();
+    assert!(
+        err.contains("only gsbuild") && err.lines().count() <= 3,
+        "{err}"
+    );
+    let err = compare_records(&short.records[..1], &t.records).unwrap_err();
+    assert!(
+        err.contains("differ at #1") && err.lines().count() <= MAX_DIFF + 1,
+        "{err}"
+    );
+    let wrong = parse_dump(&ours.replace("8241", "8240"), "ours");
+    assert!(compare_records(&wrong.records, &t.records).is_err());
 }

@@ -54,9 +54,25 @@ pub fn run(pg: &PgInstall) -> Workload {
     primary.psql_script("postgres", &database_sql(pg.major));
 
     let mut standby = primary.make_standby("wal-standby", false);
+    // The wheels' walreceiver loads the system's (older) libpq, which rejects options that a
+    // newer pg_basebackup -R writes (`sslcertmode` on 16+): a later line of the same file wins.
+    standby.append_file(
+        "postgresql.auto.conf",
+        &format!(
+            "primary_conninfo = 'host={} port={} user=postgres'",
+            primary.socket_dir().display(),
+            primary.port
+        ),
+    );
     standby.start();
-    primary.psql("postgres", "INSERT INTO t1 VALUES (100001, 'after backup')");
-    let lsn = primary.psql("postgres", "SELECT pg_current_wal_insert_lsn()");
+    // Clusters run with synchronous_commit = off, and a walsender sends only flushed WAL: commit
+    // synchronously and wait for the flush position, or the standby may never see the tail.
+    let lsn = primary.psql_script(
+        "postgres",
+        "SET synchronous_commit = on;\n\
+         INSERT INTO t1 VALUES (100001, 'after backup');\n\
+         SELECT pg_current_wal_flush_lsn();",
+    );
     standby.wait_replay(&lsn);
     standby.promote();
     standby.psql_script("postgres", STANDBY_SQL);
