@@ -231,6 +231,8 @@ struct Coverage {
     segment_crossing: usize,
     switches: usize,
     dbase: Vec<String>,
+    hot_updates: usize,
+    forks: BTreeSet<String>,
     rmgrs: BTreeSet<String>,
     end_of_recovery: Vec<Rec>,
 }
@@ -239,6 +241,7 @@ fn coverage(dump: &Dump) -> Coverage {
     let mut c = Coverage {
         records: dump.records.len(),
         blocks: dump.blocks.len(),
+        forks: dump.blocks.iter().map(|b| b.5.clone()).collect(),
         ..Coverage::default()
     };
     for d in &dump.block_details {
@@ -267,6 +270,7 @@ fn coverage(dump: &Dump) -> Coverage {
             ("XLOG", "SWITCH") => c.switches += 1,
             ("XLOG", "END_OF_RECOVERY") => c.end_of_recovery.push(r.clone()),
             ("Database", k) => c.dbase.push(k.to_string()),
+            ("Heap", "HOT_UPDATE") => c.hot_updates += 1,
             _ => {}
         }
     }
@@ -285,6 +289,14 @@ fn assert_primary_coverage(pg: &PgInstall, w: &Workload, c: &Coverage) {
     assert!(c.fpi_uncompressed > 0, "no uncompressed FPI: {c:?}");
     assert!(c.segment_crossing > 0, "no segment-crossing record: {c:?}");
     assert!(c.switches > 0, "no XLOG_SWITCH: {c:?}");
+    assert!(c.hot_updates > 0, "no HOT update: {c:?}");
+    // The unlogged table's index logs its init fork; VACUUM sets visibility map bits.
+    for fork in ["main", "init", "vm"] {
+        assert!(
+            c.forks.contains(fork),
+            "no block reference to a {fork} fork: {c:?}"
+        );
+    }
     let creates: &[&str] = if pg.major >= 15 {
         &["CREATE_FILE_COPY", "CREATE_WAL_LOG"]
     } else {
@@ -546,9 +558,9 @@ fn oracle(pg: &PgInstall) {
     eprintln!("{}: workload {workload_time:?}", pg.label);
     for (span, c) in spans.iter().zip(&covs) {
         eprintln!(
-            "{}: {} records, {} block refs, FPIs uncompressed {} compressed {:?}, segment-crossing {}, switches {}, dbase {:?}",
+            "{}: {} records, {} block refs, FPIs uncompressed {} compressed {:?}, segment-crossing {}, switches {}, HOT {}, forks {:?}, dbase {:?}",
             span.label, c.records, c.blocks, c.fpi_uncompressed, c.fpi_by_method,
-            c.segment_crossing, c.switches, c.dbase
+            c.segment_crossing, c.switches, c.hot_updates, c.forks, c.dbase
         );
     }
     assert_primary_coverage(pg, &w, &covs[0]);
