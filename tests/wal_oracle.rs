@@ -435,6 +435,15 @@ fn corrupt_and_check(
     let mut bytes = std::fs::read(span.dir.join(name)).unwrap();
     bytes[offset as usize] ^= 0x5A;
     std::fs::write(&path, bytes).unwrap();
+    // With one file, pg_waldump stops cleanly at its end; so its failure below is the flip's.
+    let clean = Command::new(pg.tool("pg_waldump"))
+        .arg(span.dir.join(name))
+        .output()
+        .unwrap();
+    assert!(
+        clean.status.success(),
+        "pg_waldump rejects the intact {name}"
+    );
     let theirs = Command::new(pg.tool("pg_waldump"))
         .arg(&path)
         .output()
