@@ -49,8 +49,9 @@ print(f"plan: diverged at {d['lsn']} on timeline {d['tli']} ({d['method']}); com
 print(f"plan: {t['bytes_to_copy']} bytes to copy ({t['blocks']} blocks) of {t['source_bytes']}; actions {t['actions']}")
 PY
 t0=$(date +%s.%N)
-as_pg "$bin/pg_rewind" -D "$work/a" --source-server "$src" >/dev/null 2>"$work/pg_rewind.err"
+as_pg "$bin/pg_rewind" -D "$work/a" --source-server "$src" ${PG_REWIND_ARGS:-} >/dev/null 2>"$work/pg_rewind.err"
 t1=$(date +%s.%N)
-"$gsbuild" -D "$work/b" --source-server "$src" >/dev/null 2>"$work/gsbuild.err"
+"$gsbuild" -D "$work/b" --source-server "$src" ${GSBUILD_ARGS:-} >/dev/null 2>"$work/gsbuild.err"
 t2=$(date +%s.%N)
+cat "$work/gsbuild.err" | tail -25 >&2
 python3 -c "a=$t1-$t0; b=$t2-$t1; print(f'pg_rewind: {a:.2f} s   gsbuild: {b:.2f} s   ratio {a/b:.1f}x')"
