@@ -432,6 +432,13 @@ impl Cluster {
             running: false,
         };
         c.append_conf(&c.connection_conf());
+        // pg_basebackup 16+ writes libpq options (sslcertmode, sslnegotiation) into
+        // primary_conninfo that the older system libpq, which the wheels' walreceiver loads,
+        // rejects; a plain one later in the file wins.
+        c.append_file(
+            "postgresql.auto.conf",
+            &format!("primary_conninfo = '{}'", self.connstr("postgres")),
+        );
         c
     }
 
