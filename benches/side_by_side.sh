@@ -41,6 +41,7 @@ as_pg cp -a "$work/old" "$work/b"
 src="host=$work port=5502 user=postgres dbname=postgres"
 echo "== target $(du -sh "$work/old" | cut -f1), scale $scale, $txns transactions per side"
 "$gsbuild" -D "$work/old" --source-server "$src" --dry-run --format json > "$work/plan.json"
+[ -n "${SBS_PLAN:-}" ] && cp "$work/plan.json" "$SBS_PLAN"
 python3 - "$work/plan.json" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))["plan"]

@@ -48,13 +48,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !plan.rewind_required() {
         return Ok(());
     }
-    println!("{} bytes to copy of {} in the source", plan.totals.bytes_to_copy, plan.totals.source_bytes);
+    println!(
+        "{} bytes to copy of {} in the source",
+        plan.totals.bytes_to_copy, plan.totals.source_bytes
+    );
 
     // Phases 6-7: copy, stream WAL, write backup_label and pg_control.
     let outcome = execute(prepared, &mut progress)?;
     println!(
         "done: {} bytes written, {} bytes of WAL; recovery must reach {} on timeline {}",
-        outcome.bytes_written, outcome.wal_bytes, outcome.min_recovery_point, outcome.min_recovery_tli
+        outcome.bytes_written,
+        outcome.wal_bytes,
+        outcome.min_recovery_point,
+        outcome.min_recovery_tli
     );
     Ok(())
 }

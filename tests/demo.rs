@@ -7,7 +7,9 @@ use std::process::Command;
 
 #[test]
 fn demo_passes_with_debian_postgres() {
-    let Some(pg) = support::debian_install().or_else(|| support::install(15)) else { return };
+    let Some(pg) = support::debian_install().or_else(|| support::install(15)) else {
+        return;
+    };
     let work = support::TestDir::new("demo");
     let out = Command::new(support::gsbuild_bin())
         .arg("demo")
@@ -20,6 +22,9 @@ fn demo_passes_with_debian_postgres() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("servers diverged at WAL location"), "{stdout}");
+    assert!(
+        stdout.contains("servers diverged at WAL location"),
+        "{stdout}"
+    );
     assert!(stdout.contains("== demo passed"), "{stdout}");
 }

@@ -154,7 +154,7 @@ impl Source for LocalSource {
         if tli.0 <= 1 {
             return Ok(None);
         }
-        self.fetch_file(&format!("pg_wal/{:08X}.history", tli.0))
+        self.fetch_file(&format!("pg_wal/{}", history_file_name(tli)))
             .map(Some)
     }
 
