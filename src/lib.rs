@@ -5,13 +5,16 @@
 //!
 //! - formats: [`lsn`], [`version`], [`cursor`], [`control`], [`xlog`], [`timeline`], [`relpath`];
 //! - tools for people and tests: [`inspect`];
-//! - errors: [`error`].
+//! - errors: [`error`];
+//! - property checks for the fuzz targets and the corpus test: `fuzzing` (hidden).
 #![warn(missing_docs)]
 
 pub mod conninfo;
 pub mod control;
 pub mod cursor;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod lsn;
 pub mod relpath;
