@@ -4,8 +4,12 @@
 //! (see `docs/architecture.md`):
 //!
 //! - formats: [`lsn`], [`version`], [`cursor`], [`control`], [`xlog`], [`timeline`], [`relpath`];
+//! - connections: [`conninfo`], [`replication`], [`source`];
+//! - the rebuild: [`rewind`] (phases 1–5, up to the [`plan`]), [`walscan`], [`datadir`],
+//!   [`filemap`], [`execute`] and [`target`] (phases 6–7), [`pgconf`], [`pgserver`];
 //! - tools for people and tests: [`inspect`];
-//! - errors: [`error`].
+//! - errors: [`error`];
+//! - property checks for the fuzz targets and the corpus test: `fuzzing` (hidden).
 #![warn(missing_docs)]
 
 pub mod conninfo;
@@ -15,6 +19,8 @@ pub mod datadir;
 pub mod error;
 pub mod execute;
 pub mod filemap;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod lsn;
 pub mod pgconf;

@@ -95,7 +95,13 @@ impl<'a> Writer<'a> {
         self.bytes(at, &v.to_le_bytes());
     }
 
+    /// Writes `v` as 0 or 1, except that a nonzero byte already there stays when `v` is true:
+    /// [`Reader::bool`] reads any nonzero byte as true, so rewriting it as 1 would change the
+    /// bytes (and CRC) of an unmodified file that holds, say, 2.
     pub(super) fn bool(&mut self, at: usize, v: bool) {
-        self.bytes(at, &[u8::from(v)]);
+        let current = self.buf.get(at).copied();
+        if current.map(|b| b != 0) != Some(v) {
+            self.bytes(at, &[u8::from(v)]);
+        }
     }
 }

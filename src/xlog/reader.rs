@@ -98,6 +98,17 @@ fn next_page(lsn: Lsn) -> Lsn {
     Lsn(page_start(lsn).0.saturating_add(u64::from(XLOG_BLCKSZ)))
 }
 
+/// The page after the one holding the byte before `pos`: where the WAL goes on after input
+/// consumed up to `pos`. Unlike `next_page(pos)`, it does not depend on whether the copy
+/// stopped at the page end or (input arriving in pieces) just before it.
+fn page_after(pos: Lsn) -> Lsn {
+    if pos.page_offset(XLOG_BLCKSZ) == 0 {
+        pos
+    } else {
+        next_page(pos)
+    }
+}
+
 impl WalStreamReader {
     /// A reader whose first fed byte is at the start of the page holding `start`.
     ///
@@ -426,7 +437,7 @@ impl WalStreamReader {
                 p.header = Some(h);
                 None
             }
-            Err(kind) => Some(self.fail(start, kind, next_page(self.pos))),
+            Err(kind) => Some(self.fail(start, kind, page_after(self.pos))),
         }
     }
 
@@ -436,11 +447,7 @@ impl WalStreamReader {
             return Step::Continue;
         };
         let start = p.start;
-        let lookahead = if self.pos.page_offset(XLOG_BLCKSZ) == 0 {
-            self.pos
-        } else {
-            next_page(self.pos)
-        };
+        let lookahead = page_after(self.pos);
         let Some(major) = self.major else {
             return self.broken(start, WalError::BadRecordOffset);
         };
