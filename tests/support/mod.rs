@@ -9,6 +9,8 @@
 //! test asks for TCP on loopback.
 #![allow(dead_code)]
 
+pub mod scenario;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
