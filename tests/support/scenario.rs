@@ -142,6 +142,17 @@ pub fn make_standby_mapped(
         running: false,
     };
     c.append_conf(&c.connection_conf());
+    // pg_basebackup -R writes every option its libpq knows (16+: sslcertmode, …); the
+    // walreceiver of the 16–18 toolsets loads an older system libpq that rejects them and
+    // never connects. A plain one works everywhere.
+    c.append_file(
+        "postgresql.auto.conf",
+        &format!(
+            "primary_conninfo = 'host={} port={} user=postgres'",
+            primary.socket_dir().display(),
+            primary.port
+        ),
+    );
     c
 }
 
@@ -152,7 +163,18 @@ pub fn primary_and_standby(
     setup: impl FnOnce(&Cluster),
     mapping: &[(PathBuf, PathBuf)],
 ) -> (Cluster, Cluster) {
-    let mut old = Cluster::init(pg, &format!("{name}-old"), &InitOptions::default());
+    primary_and_standby_with(pg, name, &InitOptions::default(), setup, mapping)
+}
+
+/// [`primary_and_standby`] with a primary made with `init`.
+pub fn primary_and_standby_with(
+    pg: &PgInstall,
+    name: &str,
+    init: &InitOptions,
+    setup: impl FnOnce(&Cluster),
+    mapping: &[(PathBuf, PathBuf)],
+) -> (Cluster, Cluster) {
+    let mut old = Cluster::init(pg, &format!("{name}-old"), init);
     old.start();
     setup(&old);
     let mut new = make_standby_mapped(&old, &format!("{name}-new"), mapping);
@@ -359,4 +381,51 @@ pub fn assert_same_tree(
         .map(|k| format!("{k}: {:?} → {:?}", before.get(k), after.get(k)))
         .collect();
     assert!(diff.is_empty(), "{what}:\n{}", diff.join("\n"));
+}
+
+/// Puts `c`'s own port and socket directory back at the end of its `postgresql.conf` (after a
+/// rebuild that copied the source's configuration files).
+pub fn restore_connection_conf(c: &Cluster) {
+    c.append_conf(&c.connection_conf());
+}
+
+/// Small common history: pgbench tables and a table both sides will change.
+pub fn small_setup(c: &Cluster) {
+    pgbench(c, &["-i", "-s", "1", "-q"]);
+    c.psql_script(
+        "postgres",
+        "CREATE TABLE common (id int PRIMARY KEY, v text);
+         INSERT INTO common SELECT g, md5(g::text) FROM generate_series(1, 1000) g;",
+    );
+}
+
+/// Both sides write after the split; the target's writes are to be lost.
+pub fn small_diverge(source: &Cluster, target: &Cluster) {
+    pgbench(source, &["-n", "-t", "100"]);
+    source.psql_script(
+        "postgres",
+        "INSERT INTO common SELECT g, 'source' FROM generate_series(1001, 2000) g;
+         CREATE TABLE src_only AS SELECT generate_series(1, 3000) AS g;",
+    );
+    pgbench(target, &["-n", "-t", "100"]);
+    target.psql_script(
+        "postgres",
+        "UPDATE common SET v = 'lost';
+         CREATE TABLE lost AS SELECT generate_series(1, 10000) AS g;",
+    );
+}
+
+/// After verification: the target's lost writes are gone.
+pub fn assert_lost_gone(target: &Cluster) {
+    assert_eq!(
+        target.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_class WHERE relname = 'lost'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        target.psql("postgres", "SELECT count(*) FROM common WHERE v = 'lost'"),
+        "0"
+    );
 }
