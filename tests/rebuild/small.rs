@@ -366,3 +366,120 @@ fn dry_run_pg15_server() {
 fn dry_run_pg15_local() {
     dry_run(15, SourceKind::Local);
 }
+
+/// gsbuild invoked as `pg_rewind` (a symlink of that name): pg_rewind's usage errors, exit
+/// codes and the stderr lines HA tools parse; a clean switchover needs no rewind; after the
+/// old primary wrote on its own, a rewind with `-R -P` (which, like pg_rewind, copies the
+/// source's configuration files) makes it a standby of the new primary.
+fn pg_rewind_dialect(major: u32) {
+    let Some(pg) = install(major) else { return };
+    let bin = TestDir::new("pg_rewind-bin");
+    let pg_rewind = bin.path.join("pg_rewind");
+    std::os::unix::fs::symlink(gsbuild_bin(), &pg_rewind).unwrap();
+    let (code, _, err) = run(&pg_rewind, &["--target-pgdata=/nonexistent".into()], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("pg_rewind: error: no source specified (--source-pgdata or --source-server)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pg_rewind: hint: Try \"pg_rewind --help\""),
+        "{err}"
+    );
+    let (code, out, _) = run(&pg_rewind, &["-V".into()], None);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("pg_rewind"), "{out}");
+
+    let (mut old, new) = primary_and_standby(&pg, "pgrewind", small_setup, &[]);
+    old.stop();
+    new.promote();
+    pgbench(&new, &["-n", "-t", "100"]);
+    let target = format!("--target-pgdata={}", old.datadir().display());
+    let source = format!("--source-server={}", new.connstr("postgres"));
+    let (code, _, err) = run(&pg_rewind, &[target.clone(), source.clone()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("pg_rewind: no rewind required"), "{err}");
+
+    // The old primary comes back as a primary by mistake and writes.
+    old.start();
+    old.psql(
+        "postgres",
+        "CREATE TABLE lost AS SELECT generate_series(1, 10000) AS g",
+    );
+    old.stop();
+    let (code, _, err) = run(
+        &pg_rewind,
+        &[target, source, "-R".into(), "-P".into()],
+        Some(&pg.bin),
+    );
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "pg_rewind: servers diverged at WAL location ",
+        "pg_rewind: rewinding from last common checkpoint at ",
+        "pg_rewind: Done!",
+    ] {
+        assert!(err.contains(line), "missing {line:?} in:\n{err}");
+    }
+    restore_connection_conf(&old);
+    verify_standby(&new, &mut old);
+    assert_lost_gone(&old);
+}
+
+#[test]
+fn pg_rewind_dialect_pg15() {
+    pg_rewind_dialect(15);
+}
+
+/// A relation over 1 GiB (two segment files) changed on both sides, in both segments; opt-in
+/// with `GSBUILD_BIG_TESTS=1` (it writes about 2.5 GiB).
+#[test]
+fn big_multisegment_relation_pg15() {
+    if std::env::var("GSBUILD_BIG_TESTS").as_deref() != Ok("1") {
+        eprintln!("SKIPPED: set GSBUILD_BIG_TESTS=1 to run the 1 GiB relation test");
+        return;
+    }
+    let Some(pg) = install(15) else { return };
+    let t0 = Instant::now();
+    let setup = |c: &Cluster| {
+        c.psql_script(
+            "postgres",
+            "CREATE TABLE big (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = off);
+             INSERT INTO big SELECT g, repeat('x', 1000) FROM generate_series(1, 1150000) g;",
+        );
+    };
+    let (mut old, mut new) = primary_and_standby(&pg, "big", setup, &[]);
+    let rel = relpath(&old, "postgres", "big");
+    assert!(old.datadir().join(format!("{rel}.1")).is_file(), "{rel}.1");
+    eprintln!("pair with a 1.2 GiB relation in {:.2?}", t0.elapsed());
+    new.promote();
+    new.psql(
+        "postgres",
+        "UPDATE big SET pad = 'source' WHERE id % 50000 = 0",
+    );
+    old.psql_script(
+        "postgres",
+        "UPDATE big SET pad = 'lost' WHERE id % 40000 = 0 OR id > 1140000;
+         DELETE FROM big WHERE id BETWEEN 100 AND 200;",
+    );
+    old.stop();
+    let t = Instant::now();
+    let plan = rebuilt(rebuild(options(&old, &new, SourceKind::Server)).0);
+    eprintln!(
+        "rebuilt in {:.2?}, {} bytes copied",
+        t.elapsed(),
+        plan.totals.bytes_to_copy
+    );
+    let seg1 = plan.files.iter().find(|f| f.path == format!("{rel}.1"));
+    assert!(
+        seg1.is_some_and(|f| !f.blocks.is_empty() || f.action != gsbuild::filemap::Action::None),
+        "{seg1:?}"
+    );
+    assert!(
+        plan.totals.bytes_to_copy < 200 << 20,
+        "copied {} bytes",
+        plan.totals.bytes_to_copy
+    );
+    verify_standby(&new, &mut old);
+    new.stop();
+    eprintln!("big relation test took {:.2?}", t0.elapsed());
+}
