@@ -206,9 +206,7 @@ pub fn rich(major: u32, kind: SourceKind, via_binary: bool) {
         assert!(err.contains("--tablespace-mapping"), "{err}");
     } else {
         let (r, _) = rebuild(options(&old, &new, kind));
-        let err = r
-            .err()
-            .expect("a rebuild into the source's tablespace must fail");
+        let err = r.expect_err("a rebuild into the source's tablespace must fail");
         assert!(err.to_string().contains("is not empty"), "{err}");
     }
     assert_same_tree(
