@@ -49,14 +49,27 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         });
     };
     let mut target = TargetDir::new(&opts.target, opts.dry_run, opts.sync)?;
-    // 6a. Directories and symlinks the source has and the target lacks.
-    for f in plan.files.iter().filter(|f| f.action == Action::Create) {
-        match &f.source {
+    // 6a. Directories and symlinks the source has and the target lacks. Every tablespace
+    // location is checked before anything is written, so a refused one leaves the target as
+    // it was.
+    let creates: Vec<_> = plan
+        .files
+        .iter()
+        .filter(|f| f.action == Action::Create)
+        .map(|f| match &f.source {
             Some(FileKind::Symlink { target: link }) => {
-                let link = tablespace_location(&opts, &f.path, link)?;
-                target.create_symlink(&f.path, &link)?
+                tablespace_location(&opts, &f.path, link).map(|loc| (f, Some(loc)))
             }
-            _ => target.create_dir(&f.path)?,
+            _ => Ok((f, None)),
+        })
+        .collect::<Result<_>>()?;
+    for (f, location) in creates {
+        match location {
+            Some(loc) => {
+                create_tablespace_dir(&opts, &loc)?;
+                target.create_symlink(&f.path, &loc)?
+            }
+            None => target.create_dir(&f.path)?,
         }
     }
     // 6b. Whole files start empty; then every range in one batch.
@@ -158,11 +171,18 @@ fn tablespace_location(opts: &crate::rewind::Options, path: &str, link: &str) ->
             "directory \"{mapped}\" for tablespace \"{path}\" exists and is not empty; give it another location with --tablespace-mapping={link}=NEWDIR"
         )));
     }
+    Ok(mapped)
+}
+
+/// Creates a tablespace location checked by [`tablespace_location`], owned by the target's
+/// owner.
+fn create_tablespace_dir(opts: &crate::rewind::Options, location: &str) -> Result<()> {
+    let dir = std::path::Path::new(location);
     if !opts.dry_run {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         crate::target::give_to_owner_of(dir, &opts.target)?;
     }
-    Ok(mapped)
+    Ok(())
 }
 
 fn refresh_history(source: &mut dyn Source, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {

@@ -475,7 +475,14 @@ fn find_common_point<S: crate::xlog::SegmentSource>(
             return Ok(None);
         }
         let ckpt = walscan::last_checkpoint_before(target_wal, tc.checkpoint, lsn)?;
-        let crc = source_record_crc(source, h.source, ckpt.lsn, seg_size, tc.system_identifier)?;
+        let crc = source_record_crc(
+            source,
+            h.source,
+            ckpt.lsn,
+            source_end,
+            seg_size,
+            tc.system_identifier,
+        )?;
         if crc != Some(ckpt.crc) {
             return Err(Error::Incompatible(format!(
                 "the checkpoint record at {} differs between source and target although their timeline histories say it is common history",
@@ -529,7 +536,8 @@ fn same_timeline<S: crate::xlog::SegmentSource>(
     let (last_lsn, last_crc) = last
         .ok_or_else(|| Error::Usage(format!("could not read WAL record at {}", tc.checkpoint)))?;
     if last_lsn < source_end
-        && source_record_crc(source, history, last_lsn, seg_size, sysid)? == Some(last_crc)
+        && source_record_crc(source, history, last_lsn, source_end, seg_size, sysid)?
+            == Some(last_crc)
     {
         return Ok(None);
     }
@@ -538,12 +546,19 @@ fn same_timeline<S: crate::xlog::SegmentSource>(
             return Ok(None);
         }
         Ok(
-            (source_record_crc(source, history, c.lsn, seg_size, sysid)? == Some(c.crc))
-                .then(|| c.clone()),
+            (source_record_crc(source, history, c.lsn, source_end, seg_size, sysid)?
+                == Some(c.crc))
+            .then(|| c.clone()),
         )
     })?;
     let lsn = first_difference(
-        target_wal, source, history, &ckpt, target_end, seg_size, sysid,
+        target_wal,
+        source,
+        history,
+        &ckpt,
+        (target_end, source_end),
+        seg_size,
+        sysid,
     )?;
     let tli = history.last().map(|e| e.tli).unwrap_or(TimeLineId(1));
     let method = "checkpoint-crc".to_string();
@@ -560,16 +575,18 @@ fn same_timeline<S: crate::xlog::SegmentSource>(
 }
 
 /// The first record position after `ckpt` where the target's record differs from the
-/// source's (or the source has none).
+/// source's (or the source has none before its end of WAL, `ends.1`); `ends.0` is the
+/// target's end of WAL.
 fn first_difference<S: crate::xlog::SegmentSource>(
     target_wal: &mut WalReader<S>,
     source: &mut dyn Source,
     history: &[TimeLineHistoryEntry],
     ckpt: &FoundCheckpoint,
-    target_end: Lsn,
+    ends: (Lsn, Lsn),
     seg_size: u32,
     sysid: u64,
 ) -> Result<Lsn> {
+    let (target_end, source_end) = ends;
     let mut target_records = Vec::new();
     for rec in target_wal.records_from(ckpt.lsn) {
         let rec = rec?;
@@ -582,7 +599,9 @@ fn first_difference<S: crate::xlog::SegmentSource>(
     let mut idx = 0usize;
     let mut diverged = None;
     let page = Lsn(ckpt.lsn.0 - ckpt.lsn.page_offset(XLOG_BLCKSZ));
-    source.read_wal(page, Lsn(u64::MAX), history, &mut |_, data| {
+    // Bounded by the source's end of WAL: a live server would otherwise keep the stream open
+    // waiting for WAL that may never come.
+    source.read_wal(page, source_end, history, &mut |_, data| {
         stream.feed(data);
         while let Some(rec) = stream.poll()? {
             match target_records.get(idx) {
@@ -601,18 +620,24 @@ fn first_difference<S: crate::xlog::SegmentSource>(
         .unwrap_or(target_end))
 }
 
-/// The CRC of the source's record at `lsn`, or `None` when the source has no valid record there.
+/// The CRC of the source's record at `lsn`, or `None` when the source has no valid record there
+/// that ends by `source_end` (the source's end of WAL, where every complete record ends; a
+/// live server's stream would otherwise wait there for WAL that may never come).
 fn source_record_crc(
     source: &mut dyn Source,
     history: &[TimeLineHistoryEntry],
     lsn: Lsn,
+    source_end: Lsn,
     seg_size: u32,
     sysid: u64,
 ) -> Result<Option<u32>> {
+    if lsn >= source_end {
+        return Ok(None);
+    }
     let mut stream = WalStreamReader::new(lsn, seg_size, Some(sysid));
     let mut crc = None;
     let page = Lsn(lsn.0 - lsn.page_offset(XLOG_BLCKSZ));
-    source.read_wal(page, Lsn(u64::MAX), history, &mut |_, data| {
+    source.read_wal(page, source_end, history, &mut |_, data| {
         stream.feed(data);
         match stream.poll() {
             Ok(Some(rec)) => {

@@ -139,15 +139,16 @@ impl<S: SegmentSource> WalReader<S> {
         Ok(Some(b))
     }
 
-    /// Feeds `stream` the next chunk of input. `Ok(false)`: the segment holding it is missing.
-    fn feed_next(&mut self, stream: &mut WalStreamReader) -> crate::Result<bool> {
+    /// Feeds `stream` the next chunk of at most `max` bytes. `Ok(false)`: the segment holding
+    /// it is missing.
+    fn feed_next(&mut self, stream: &mut WalStreamReader, max: usize) -> crate::Result<bool> {
         let at = stream.input_lsn();
         let Some(seg) = self.segment(at.segment(self.seg_size))? else {
             return Ok(false);
         };
         let off = at.segment_offset(self.seg_size) as usize;
         let chunk = seg.get(off..).unwrap_or(&[]);
-        stream.feed(chunk.get(..FEED_CHUNK).unwrap_or(chunk));
+        stream.feed(chunk.get(..max).unwrap_or(chunk));
         Ok(true)
     }
 
@@ -170,7 +171,9 @@ impl<S: SegmentSource> WalReader<S> {
                     end.reason.clone().unwrap_or(WalError::NoRecord),
                 ));
             }
-            if !self.feed_next(&mut stream)? {
+            // Page by page: most records fit in one or two, and walking `xl_prev` back over
+            // many records must not copy a large chunk for each.
+            if !self.feed_next(&mut stream, XLOG_BLCKSZ as usize)? {
                 let name = self
                     .source
                     .segment_name(stream.input_lsn().segment(self.seg_size));
@@ -215,7 +218,7 @@ impl<S: SegmentSource> Records<'_, S> {
             if self.stream.end_of_wal().is_some() {
                 return Ok(None);
             }
-            if !self.reader.feed_next(&mut self.stream)? {
+            if !self.reader.feed_next(&mut self.stream, FEED_CHUNK)? {
                 let first = self.start.segment(self.reader.seg_size);
                 let missing = self.stream.input_lsn().segment(self.reader.seg_size);
                 if missing == first {

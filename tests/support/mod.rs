@@ -9,6 +9,7 @@
 //! test asks for TCP on loopback.
 #![allow(dead_code)]
 
+pub mod scenario;
 pub mod workload;
 
 use std::collections::BTreeMap;

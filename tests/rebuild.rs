@@ -1,0 +1,11 @@
+//! End-to-end rebuilds on real clusters. A rich diverged pair per (major, source kind) covers
+//! most scenarios at once; smaller tests cover the cases that need a topology of their own.
+//! After every rebuild the target starts as a standby of the source, catches up, and must hold
+//! exactly the source's data (see `support::scenario::verify_standby`).
+
+mod support;
+
+#[path = "rebuild/rich.rs"]
+mod rich;
+#[path = "rebuild/small.rs"]
+mod small;

@@ -1,0 +1,492 @@
+//! Scenarios that need a topology of their own: a standby as the source, two standbys promoted
+//! to the same timeline, nothing to rewind, a target that crashed, target WAL that is only in
+//! the archive, a dry run, pg_rewind's command line, and (opt-in) a relation over 1 GiB.
+
+use crate::support::scenario::*;
+use crate::support::*;
+use gsbuild::execute::Outcome;
+use gsbuild::plan::Plan;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// Runs `program` with `args` (and `PATH` = `path` first, when given); returns (exit code,
+/// stdout, stderr).
+fn run(program: &Path, args: &[String], path: Option<&Path>) -> (i32, String, String) {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    if let Some(p) = path {
+        let old = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![p.to_path_buf()];
+        dirs.extend(std::env::split_paths(&old));
+        cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+    }
+    let out = cmd.output().unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    eprintln!("{} {args:?} → {}\n{se}", program.display(), out.status);
+    (out.status.code().unwrap_or(-1), so, se)
+}
+
+fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
+    x.as_ref().to_string_lossy().into_owned()
+}
+
+fn rebuilt(r: gsbuild::Result<(Plan, Option<Outcome>)>) -> Plan {
+    let (plan, outcome) = r.unwrap();
+    assert!(outcome.is_some(), "expected a rewind");
+    plan
+}
+
+/// After a rebuild from `source` (stopped for a local source), restarts the source when needed,
+/// makes the target its standby, and verifies against `primary` (default: the source).
+fn finish(kind: SourceKind, source: &mut Cluster, target: &mut Cluster, primary: Option<&Cluster>) {
+    if kind == SourceKind::Local {
+        source.start();
+        configure_standby(target, source);
+    }
+    verify_standby(primary.unwrap_or(source), target);
+    assert_lost_gone(target);
+}
+
+/// The source is a standby (of the new primary): a live one over SQL, or a cleanly stopped
+/// one (shut down in recovery).
+fn standby_as_source(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let t0 = Instant::now();
+    let (mut old, new) = primary_and_standby(&pg, "sbysrc", small_setup, &[]);
+    // A third node that, like `new`, followed the old primary and holds WAL from before the
+    // split; after the failover it follows the new primary.
+    let mut cascade = make_standby_mapped(&old, "sbysrc-cascade", &[]);
+    cascade.start();
+    // pg_basebackup's checkpoint must reach `new` too, or the third node is ahead of the fork.
+    let lsn = current_lsn(&old);
+    cascade.wait_replay(&lsn);
+    new.wait_replay(&lsn);
+    new.promote();
+    cascade.stop();
+    configure_standby(&cascade, &new);
+    cascade.start();
+    small_diverge(&new, &old);
+    old.stop();
+    cascade.wait_replay(&current_lsn(&new));
+    if kind == SourceKind::Local {
+        cascade.stop();
+    }
+    let plan = rebuilt(rebuild(options(&old, &cascade, kind)).0);
+    assert!(plan.divergence.is_some());
+    finish(kind, &mut cascade, &mut old, Some(&new));
+    eprintln!("standby as source ({kind:?}) took {:.2?}", t0.elapsed());
+}
+
+#[test]
+fn standby_as_source_pg15_server() {
+    standby_as_source(15, SourceKind::Server);
+}
+
+#[test]
+fn standby_as_source_pg15_local() {
+    standby_as_source(15, SourceKind::Local);
+}
+
+#[test]
+fn standby_as_source_pg17_server() {
+    standby_as_source(17, SourceKind::Server);
+}
+
+/// Two standbys of one primary, promoted independently after the primary stopped: both are on
+/// timeline 2 with identical histories, so only the WAL (record CRCs) shows they diverged.
+fn same_timeline_divergence(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let t0 = Instant::now();
+    let (mut primary, mut a) = primary_and_standby(&pg, "sametli", small_setup, &[]);
+    let mut b = make_standby_mapped(&primary, "sametli-b", &[]);
+    b.start();
+    b.wait_replay(&current_lsn(&primary));
+    primary.stop();
+    // Both must have replayed the primary's shutdown checkpoint before they are promoted, so
+    // that their timeline 2 starts at the same position.
+    let mut positions = (String::new(), String::new());
+    for _ in 0..600 {
+        positions = (current_lsn(&a), current_lsn(&b));
+        if positions.0 == positions.1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        positions.0, positions.1,
+        "the standbys did not reach the same position"
+    );
+    a.promote();
+    b.promote();
+    small_diverge(&a, &b);
+    b.stop();
+    if kind == SourceKind::Local {
+        a.stop();
+    }
+    let plan = rebuilt(rebuild(options(&b, &a, kind)).0);
+    let div = plan.divergence.as_ref().unwrap();
+    assert_eq!(div.method, "checkpoint-crc", "{div:?}");
+    assert_eq!((div.source_tli.0, div.target_tli.0), (2, 2));
+    finish(kind, &mut a, &mut b, None);
+    eprintln!(
+        "same-timeline divergence ({kind:?}) took {:.2?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn same_timeline_divergence_pg15_server() {
+    same_timeline_divergence(15, SourceKind::Server);
+}
+
+#[test]
+fn same_timeline_divergence_pg15_local() {
+    same_timeline_divergence(15, SourceKind::Local);
+}
+
+#[test]
+fn same_timeline_divergence_pg16_server() {
+    same_timeline_divergence(16, SourceKind::Server);
+}
+
+/// A standby that is merely behind its primary, on the same timeline: nothing to rewind, and
+/// nothing in the target changes; it then follows the primary as before.
+fn no_rewind_required(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let (mut primary, mut standby) = primary_and_standby(&pg, "norewind", small_setup, &[]);
+    standby.stop();
+    pgbench(&primary, &["-n", "-t", "100"]);
+    if kind == SourceKind::Local {
+        primary.stop();
+    }
+    let before = tree_digest(&standby.datadir());
+    let (r, rep) = rebuild(options(&standby, &primary, kind));
+    let (plan, outcome) = r.unwrap();
+    assert!(!plan.rewind_required() && outcome.is_none(), "{plan:?}");
+    assert!(rep.saw("no rewind required"), "{:?}", rep.lines);
+    assert_same_tree(
+        &before,
+        &tree_digest(&standby.datadir()),
+        "no rewind required, yet the target changed",
+    );
+    if kind == SourceKind::Local {
+        primary.start();
+    }
+    verify_standby(&primary, &mut standby);
+}
+
+#[test]
+fn no_rewind_required_pg15_server() {
+    no_rewind_required(15, SourceKind::Server);
+}
+
+#[test]
+fn no_rewind_required_pg15_local() {
+    no_rewind_required(15, SourceKind::Local);
+}
+
+/// The target crashed (immediate stop): gsbuild runs single-user crash recovery first, with
+/// `postgres` found on `PATH` (binary) or given in the options (library).
+fn unclean_target(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let (mut old, mut new) = primary_and_standby(&pg, "unclean", small_setup, &[]);
+    new.promote();
+    small_diverge(&new, &old);
+    old.stop_mode("immediate");
+    assert_eq!(old.controldata()["Database cluster state"], "in production");
+    match kind {
+        SourceKind::Server => {
+            let args = [
+                "-D".into(),
+                s(old.datadir()),
+                "--source-server".into(),
+                new.connstr("postgres"),
+                "-R".into(),
+            ];
+            let (code, _, err) = run(&gsbuild_bin(), &args, Some(&pg.bin));
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                err.contains("for target server to complete crash recovery"),
+                "{err}"
+            );
+            assert!(err.contains("Done!"), "{err}");
+        }
+        SourceKind::Local => {
+            new.stop();
+            let (r, rep) = rebuild(options(&old, &new, kind));
+            rebuilt(r);
+            assert!(rep.saw("crash recovery"), "{:?}", rep.lines);
+        }
+    }
+    assert_owned_by(&old.datadir(), owner_uid(&old));
+    finish(kind, &mut new, &mut old, None);
+}
+
+#[test]
+fn unclean_target_pg15_server_binary() {
+    unclean_target(15, SourceKind::Server);
+}
+
+#[test]
+fn unclean_target_pg15_local() {
+    unclean_target(15, SourceKind::Local);
+}
+
+/// Target WAL from the common checkpoint on was archived and removed from `pg_wal`: a clear
+/// error; then `-c` fetches it with the target's `restore_command` and the rebuild succeeds.
+fn missing_target_wal(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let archive = TestDir::new("archive");
+    let init = InitOptions {
+        extra_conf: format!(
+            "archive_mode = on\narchive_command = 'cp %p {}/%f'\n",
+            archive.path.display()
+        ),
+        ..Default::default()
+    };
+    let (mut old, mut new) = primary_and_standby_with(&pg, "nowal", &init, small_setup, &[]);
+    new.promote();
+    small_diverge(&new, &old);
+    for i in 0..3 {
+        let first = 5001 + i * 1000;
+        old.psql(
+            "postgres",
+            &format!(
+                "INSERT INTO common SELECT g, 'lost' FROM generate_series({first}, {}) g",
+                first + 999
+            ),
+        );
+        old.psql("postgres", "SELECT pg_switch_wal()");
+    }
+    let last = old.psql(
+        "postgres",
+        "SELECT pg_walfile_name(pg_current_wal_lsn() - 1)",
+    );
+    let sql =
+        format!("SELECT coalesce(last_archived_wal >= '{last}', false) FROM pg_stat_archiver");
+    let mut archived = false;
+    for _ in 0..600 {
+        if old.psql("postgres", &sql) == "t" {
+            archived = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(archived, "{last} was not archived");
+    old.stop();
+    let mut removed = 0;
+    for e in std::fs::read_dir(archive.path.as_path()).unwrap() {
+        let name = e.unwrap().file_name();
+        if std::fs::remove_file(old.wal_dir().join(&name)).is_ok() {
+            removed += 1;
+        }
+    }
+    assert!(removed >= 3, "only {removed} archived segments removed");
+    if kind == SourceKind::Local {
+        new.stop();
+    }
+    let before = tree_digest(&old.datadir());
+    let (r, _) = rebuild(options(&old, &new, kind));
+    let err = r.expect_err("target WAL is missing").to_string();
+    eprintln!("without -c: {err}");
+    assert!(
+        err.contains("could not open file") && err.contains("pg_wal/00000001000000000000000"),
+        "{err}"
+    );
+    assert_same_tree(
+        &before,
+        &tree_digest(&old.datadir()),
+        "a failed rebuild changed the target",
+    );
+    old.append_conf(&format!(
+        "restore_command = 'cp {}/%f %p'",
+        archive.path.display()
+    ));
+    let mut opts = options(&old, &new, kind);
+    opts.restore_target_wal = true;
+    rebuilt(rebuild(opts).0);
+    assert_owned_by(&old.datadir(), owner_uid(&old));
+    finish(kind, &mut new, &mut old, None);
+}
+
+#[test]
+fn missing_target_wal_pg15_server() {
+    missing_target_wal(15, SourceKind::Server);
+}
+
+#[test]
+fn missing_target_wal_pg15_local() {
+    missing_target_wal(15, SourceKind::Local);
+}
+
+/// `--dry-run` reads everything and prints the plan, and changes not one byte (nor a mode, an
+/// owner or a modification time) of the target; a real rebuild afterwards still works.
+fn dry_run(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let (mut old, mut new) = primary_and_standby(&pg, "dryrun", small_setup, &[]);
+    new.promote();
+    small_diverge(&new, &old);
+    old.stop();
+    if kind == SourceKind::Local {
+        new.stop();
+    }
+    let before = tree_digest(&old.datadir());
+    let source_arg = match kind {
+        SourceKind::Server => ["--source-server".to_string(), new.connstr("postgres")],
+        SourceKind::Local => ["--source-pgdata".to_string(), s(new.datadir())],
+    };
+    let mut args = vec!["-D".to_string(), s(old.datadir()), "-n".into(), "-R".into()];
+    args.extend(source_arg);
+    if kind == SourceKind::Local {
+        args.retain(|a| a != "-R");
+    }
+    let (code, out, err) = run(&gsbuild_bin(), &args, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("servers diverged at WAL location"), "{err}");
+    assert!(!out.trim().is_empty(), "a dry run prints the plan");
+    assert_same_tree(
+        &before,
+        &tree_digest(&old.datadir()),
+        "--dry-run changed the target",
+    );
+    rebuilt(rebuild(options(&old, &new, kind)).0);
+    finish(kind, &mut new, &mut old, None);
+}
+
+#[test]
+fn dry_run_pg15_server() {
+    dry_run(15, SourceKind::Server);
+}
+
+#[test]
+fn dry_run_pg15_local() {
+    dry_run(15, SourceKind::Local);
+}
+
+/// gsbuild invoked as `pg_rewind` (a symlink of that name): pg_rewind's usage errors, exit
+/// codes and the stderr lines HA tools parse; a clean switchover needs no rewind; after the
+/// old primary wrote on its own, a rewind with `-R -P` (which, like pg_rewind, copies the
+/// source's configuration files) makes it a standby of the new primary.
+fn pg_rewind_dialect(major: u32) {
+    let Some(pg) = install(major) else { return };
+    let bin = TestDir::new("pg_rewind-bin");
+    let pg_rewind = bin.path.join("pg_rewind");
+    std::os::unix::fs::symlink(gsbuild_bin(), &pg_rewind).unwrap();
+    let (code, _, err) = run(&pg_rewind, &["--target-pgdata=/nonexistent".into()], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("pg_rewind: error: no source specified (--source-pgdata or --source-server)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pg_rewind: hint: Try \"pg_rewind --help\""),
+        "{err}"
+    );
+    let (code, out, _) = run(&pg_rewind, &["-V".into()], None);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("pg_rewind"), "{out}");
+
+    let (mut old, new) = primary_and_standby(&pg, "pgrewind", small_setup, &[]);
+    old.stop();
+    new.promote();
+    pgbench(&new, &["-n", "-t", "100"]);
+    let target = format!("--target-pgdata={}", old.datadir().display());
+    let source = format!("--source-server={}", new.connstr("postgres"));
+    let (code, _, err) = run(&pg_rewind, &[target.clone(), source.clone()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("pg_rewind: no rewind required"), "{err}");
+
+    // The old primary comes back as a primary by mistake and writes.
+    old.start();
+    old.psql(
+        "postgres",
+        "CREATE TABLE lost AS SELECT generate_series(1, 10000) AS g",
+    );
+    old.stop();
+    let (code, _, err) = run(
+        &pg_rewind,
+        &[target, source, "-R".into(), "-P".into()],
+        Some(&pg.bin),
+    );
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "pg_rewind: servers diverged at WAL location ",
+        "pg_rewind: rewinding from last common checkpoint at ",
+        "pg_rewind: Done!",
+    ] {
+        assert!(err.contains(line), "missing {line:?} in:\n{err}");
+    }
+    restore_connection_conf(&old);
+    verify_standby(&new, &mut old);
+    assert_lost_gone(&old);
+}
+
+#[test]
+fn pg_rewind_dialect_pg15() {
+    pg_rewind_dialect(15);
+}
+
+/// A relation over 1 GiB (two segment files) changed on both sides, in both segments; opt-in
+/// with `GSBUILD_BIG_TESTS=1` (it writes about 2.5 GiB).
+#[test]
+fn big_multisegment_relation_pg15() {
+    if std::env::var("GSBUILD_BIG_TESTS").as_deref() != Ok("1") {
+        eprintln!("SKIPPED: set GSBUILD_BIG_TESTS=1 to run the 1 GiB relation test");
+        return;
+    }
+    let Some(pg) = install(15) else { return };
+    let t0 = Instant::now();
+    let setup = |c: &Cluster| {
+        c.psql_script(
+            "postgres",
+            "CREATE TABLE big (id int PRIMARY KEY, pad text) WITH (autovacuum_enabled = off);
+             INSERT INTO big SELECT g, repeat('x', 1000) FROM generate_series(1, 1150000) g;",
+        );
+    };
+    // Every page's first hint bit after a checkpoint is WAL-logged: keep all of it.
+    let init = InitOptions {
+        extra_conf: "wal_keep_size = '8GB'\nmax_wal_size = '4GB'\n".into(),
+        ..Default::default()
+    };
+    let (mut old, mut new) = primary_and_standby_with(&pg, "big", &init, setup, &[]);
+    let rel = relpath(&old, "postgres", "big");
+    assert!(old.datadir().join(format!("{rel}.1")).is_file(), "{rel}.1");
+    eprintln!("pair with a 1.2 GiB relation in {:.2?}", t0.elapsed());
+    new.promote();
+    new.psql(
+        "postgres",
+        "UPDATE big SET pad = 'source' WHERE id % 50000 = 0",
+    );
+    old.psql_script(
+        "postgres",
+        "SET enable_seqscan = off;
+         UPDATE big SET pad = 'lost' WHERE id = ANY (ARRAY(SELECT generate_series(40000, 1150000, 40000)));
+         UPDATE big SET pad = 'lost' WHERE id > 1140000;
+         DELETE FROM big WHERE id BETWEEN 100 AND 200;",
+    );
+    old.stop();
+    let t = Instant::now();
+    let plan = rebuilt(rebuild(options(&old, &new, SourceKind::Server)).0);
+    eprintln!(
+        "rebuilt in {:.2?}, {} bytes copied",
+        t.elapsed(),
+        plan.totals.bytes_to_copy
+    );
+    let seg1 = plan.files.iter().find(|f| f.path == format!("{rel}.1"));
+    assert!(
+        seg1.is_some_and(|f| !f.blocks.is_empty() || f.action != gsbuild::filemap::Action::None),
+        "{seg1:?}"
+    );
+    assert!(
+        plan.totals.bytes_to_copy < 200 << 20,
+        "copied {} bytes",
+        plan.totals.bytes_to_copy
+    );
+    verify_standby(&new, &mut old);
+    new.stop();
+    eprintln!("big relation test took {:.2?}", t0.elapsed());
+}
