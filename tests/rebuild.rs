@@ -5,6 +5,8 @@
 
 mod support;
 
+#[path = "rebuild/matrix.rs"]
+mod matrix;
 #[path = "rebuild/rich.rs"]
 mod rich;
 #[path = "rebuild/small.rs"]

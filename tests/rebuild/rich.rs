@@ -162,7 +162,7 @@ fn action_of(plan: &Plan, path: &str) -> Option<Action> {
 }
 
 /// The whole rich scenario.
-pub fn rich(major: u32, kind: SourceKind, via_binary: bool) {
+pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
     let Some(pg) = install(major) else { return };
     let t0 = Instant::now();
     let ts_before = TestDir::new("ts-before");
@@ -332,29 +332,4 @@ fn rich_pg15_server_binary() {
 #[test]
 fn rich_pg15_local() {
     rich(15, SourceKind::Local, false);
-}
-
-#[test]
-fn rich_pg14_server() {
-    rich(14, SourceKind::Server, false);
-}
-
-#[test]
-fn rich_pg16_server() {
-    rich(16, SourceKind::Server, false);
-}
-
-#[test]
-fn rich_pg17_server() {
-    rich(17, SourceKind::Server, false);
-}
-
-#[test]
-fn rich_pg18_server() {
-    rich(18, SourceKind::Server, false);
-}
-
-#[test]
-fn rich_pg18_local() {
-    rich(18, SourceKind::Local, false);
 }

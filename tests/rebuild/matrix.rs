@@ -1,0 +1,34 @@
+//! Every scenario on the other majors (14, 16, 17, 18) with both kinds of source; PostgreSQL 15's
+//! runs are declared next to the scenarios themselves.
+
+use crate::rich::rich;
+use crate::small::*;
+use crate::support::scenario::SourceKind::{Local, Server};
+
+/// One `#[test]` per (major, scenario, source kind).
+macro_rules! matrix {
+    ($($major:literal => $m:ident),* $(,)?) => {
+        $(
+            mod $m {
+                use super::*;
+                #[test] fn rich_server() { rich($major, Server, false) }
+                #[test] fn rich_local() { rich($major, Local, false) }
+                #[test] fn standby_as_source_server() { standby_as_source($major, Server) }
+                #[test] fn standby_as_source_local() { standby_as_source($major, Local) }
+                #[test] fn same_timeline_divergence_server() { same_timeline_divergence($major, Server) }
+                #[test] fn same_timeline_divergence_local() { same_timeline_divergence($major, Local) }
+                #[test] fn no_rewind_required_server() { no_rewind_required($major, Server) }
+                #[test] fn no_rewind_required_local() { no_rewind_required($major, Local) }
+                #[test] fn unclean_target_server() { unclean_target($major, Server) }
+                #[test] fn unclean_target_local() { unclean_target($major, Local) }
+                #[test] fn missing_target_wal_server() { missing_target_wal($major, Server) }
+                #[test] fn missing_target_wal_local() { missing_target_wal($major, Local) }
+                #[test] fn dry_run_server() { dry_run($major, Server) }
+                #[test] fn dry_run_local() { dry_run($major, Local) }
+                #[test] fn pg_rewind_dialect() { crate::small::pg_rewind_dialect($major) }
+            }
+        )*
+    };
+}
+
+matrix!(14 => pg14, 16 => pg16, 17 => pg17, 18 => pg18);
