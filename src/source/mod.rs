@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod server;
+pub mod sqlwal;
 
 use crate::error::Result;
 use crate::filemap::FileKind;

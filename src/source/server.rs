@@ -5,6 +5,7 @@
 //! The SQL session is read-only and has every timeout that could cut a long copy turned off;
 //! the caller's own timeouts (connect, read) bound it instead.
 
+use super::sqlwal;
 use super::{ChunkSink, FetchRange, Source, SourceFile, WalSink};
 use crate::conninfo::{ConnInfo, Environment};
 use crate::error::{Error, Result};
@@ -12,7 +13,7 @@ use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
 use crate::replication::tls::client_config;
 use crate::replication::{ClientOptions, ReplicationClient};
-use crate::timeline::TimeLineHistoryEntry;
+use crate::timeline::{history_file_name, TimeLineHistoryEntry};
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 
@@ -56,6 +57,8 @@ pub struct ServerSource {
     env: Environment,
     repl: Option<ReplicationClient>,
     options: ClientOptions,
+    /// Set when the replication session was refused: WAL then comes over SQL.
+    sql_wal: Option<String>,
 }
 
 fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
@@ -120,12 +123,51 @@ impl ServerSource {
             env,
             repl: None,
             options,
+            sql_wal: None,
         })
     }
 
     /// The connection settings (for `primary_conninfo` with `-R`).
     pub fn conninfo(&self) -> &ConnInfo {
         &self.info
+    }
+
+    /// Whether WAL must come over SQL: true once the server refused a replication session
+    /// (a role without `REPLICATION`, or no `replication` line in `pg_hba.conf`), which is
+    /// tried once.
+    fn use_sql_wal(&mut self) -> bool {
+        if self.repl.is_none() && self.sql_wal.is_none() {
+            match self.rt.block_on(ReplicationClient::connect(
+                &self.info,
+                &self.env,
+                self.options,
+            )) {
+                Ok(c) => self.repl = Some(c),
+                Err(e) => {
+                    tracing::warn!(
+                        "replication connection refused ({e}); reading WAL over SQL instead"
+                    );
+                    self.sql_wal = Some(e.to_string());
+                }
+            }
+        }
+        self.sql_wal.is_some()
+    }
+
+    fn wal_segment_size(&mut self) -> Result<u32> {
+        const Q: &str = "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size'";
+        let row = self
+            .rt
+            .block_on(self.client.query_one(Q, &[]))
+            .map_err(|e| source_err(Q, e))?;
+        let size: i64 = row.try_get(0).map_err(|e| source_err(Q, e))?;
+        u32::try_from(size)
+            .ok()
+            .filter(|s| crate::lsn::is_valid_seg_size(*s))
+            .ok_or_else(|| Error::Source {
+                query: Q.into(),
+                message: format!("invalid wal_segment_size {size}"),
+            })
     }
 
     /// The runtime and the replication session, opened first when needed.
@@ -285,15 +327,25 @@ impl Source for ServerSource {
 
     fn setting(&mut self, name: &str) -> Result<Option<String>> {
         const Q: &str = "SELECT current_setting($1, true)";
-        let row = self
-            .rt
-            .block_on(self.client.query_one(Q, &[&name]))
-            .map_err(|e| source_err(Q, e))?;
+        let row = match self.rt.block_on(self.client.query_one(Q, &[&name])) {
+            Ok(row) => row,
+            // Some settings (data_directory) need pg_read_all_settings; a least-privilege
+            // role cannot see them, which only skips the check that needs them.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(source_err(Q, e)),
+        };
         row.try_get::<_, Option<String>>(0)
             .map_err(|e| source_err(Q, e))
     }
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {
+        if self.use_sql_wal() {
+            return sqlwal::wal_position(&self.rt, &self.client);
+        }
         let (rt, r) = self.replication()?;
         let id = rt.block_on(r.identify_system())?;
         Ok((id.timeline, id.xlogpos))
@@ -302,6 +354,11 @@ impl Source for ServerSource {
     fn timeline_history(&mut self, tli: TimeLineId) -> Result<Option<Vec<u8>>> {
         if tli.0 <= 1 {
             return Ok(None);
+        }
+        if self.use_sql_wal() {
+            return self
+                .fetch_file(&format!("pg_wal/{}", history_file_name(tli)))
+                .map(Some);
         }
         let (rt, r) = self.replication()?;
         let (_, content) = rt.block_on(r.timeline_history(tli))?;
@@ -315,6 +372,10 @@ impl Source for ServerSource {
         history: &[TimeLineHistoryEntry],
         sink: &mut WalSink<'_>,
     ) -> Result<()> {
+        if self.use_sql_wal() {
+            let seg_size = self.wal_segment_size()?;
+            return sqlwal::read_wal(&self.rt, &self.client, seg_size, start, end, history, sink);
+        }
         let (rt, r) = self.replication()?;
         rt.block_on(stream_along_history(r, start, end, history, sink))
     }

@@ -26,6 +26,7 @@ macro_rules! matrix {
                 #[test] fn dry_run_server() { dry_run($major, Server) }
                 #[test] fn dry_run_local() { dry_run($major, Local) }
                 #[test] fn pg_rewind_dialect() { crate::small::pg_rewind_dialect($major) }
+                #[test] fn least_privilege_role() { crate::small::least_privilege_role($major) }
             }
         )*
     };

@@ -478,3 +478,42 @@ fn big_multisegment_relation_pg15() {
     new.stop();
     eprintln!("big relation test took {:.2?}", t0.elapsed());
 }
+
+/// The least-privilege role HA tools create for pg_rewind: no superuser, no `REPLICATION`,
+/// only EXECUTE on the four file functions. The replication session is refused, so the WAL
+/// comes over SQL, and the rebuild still converges.
+pub(crate) fn least_privilege_role(major: u32) {
+    let Some(pg) = install(major) else { return };
+    let grants = |c: &Cluster| {
+        small_setup(c);
+        c.psql_script(
+            "postgres",
+            "CREATE ROLE rewinder LOGIN;
+             GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewinder;
+             GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO rewinder;
+             GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO rewinder;
+             GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder;",
+        );
+    };
+    let (mut old, new) = primary_and_standby(&pg, "leastpriv", grants, &[]);
+    new.promote();
+    small_diverge(&new, &old);
+    old.stop();
+    let mut opts = options(&old, &new, SourceKind::Server);
+    opts.source = gsbuild::rewind::SourceSpec::Server(format!(
+        "host={} port={} user=rewinder dbname=postgres",
+        new.socket_dir().display(),
+        new.port
+    ));
+    // The rewind role cannot stream; the standby uses the superuser.
+    opts.write_recovery_conf = false;
+    rebuilt(rebuild(opts).0);
+    configure_standby(&old, &new);
+    verify_standby(&new, &mut old);
+    assert_lost_gone(&old);
+}
+
+#[test]
+fn least_privilege_role_pg15() {
+    least_privilege_role(15);
+}

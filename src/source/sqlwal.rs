@@ -1,0 +1,91 @@
+//! WAL over plain SQL, for a source role without the `REPLICATION` attribute (or a server whose
+//! `pg_hba.conf` has no `replication` line), as HA tools' least-privilege rewind roles are: the
+//! current position from `pg_current_wal_flush_lsn()` / `pg_last_wal_replay_lsn()`, the timeline
+//! from the newest history file in `pg_wal` (a promoted server writes it before accepting
+//! writes; `pg_control_checkpoint()` is stale until the next checkpoint and needs more
+//! privileges), and segment contents with `pg_read_binary_file`.
+
+use super::WalSink;
+use crate::error::{Error, Result};
+use crate::lsn::{Lsn, TimeLineId};
+use crate::timeline::{tli_at, TimeLineHistoryEntry};
+use tokio::runtime::Runtime;
+use tokio_postgres::Client;
+
+/// Bytes read per query.
+const CHUNK: u64 = 1 << 20;
+
+fn err(query: &str, e: tokio_postgres::Error) -> Error {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    Error::Source {
+        query: query.to_string(),
+        message,
+    }
+}
+
+/// The source's timeline and the position up to which its WAL is on disk.
+pub fn wal_position(rt: &Runtime, client: &Client) -> Result<(TimeLineId, Lsn)> {
+    const Q: &str = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+         ELSE pg_current_wal_flush_lsn() END::text, \
+         (SELECT max(('x' || substr(f, 1, 8))::bit(32)::int) FROM pg_ls_dir('pg_wal', true, false) f \
+           WHERE f ~ '^[0-9A-F]{8}\\.history$')";
+    let row = rt
+        .block_on(client.query_one(Q, &[]))
+        .map_err(|e| err(Q, e))?;
+    let lsn: Option<String> = row.try_get(0).map_err(|e| err(Q, e))?;
+    let tli: Option<i32> = row.try_get(1).map_err(|e| err(Q, e))?;
+    let lsn = lsn
+        .ok_or_else(|| Error::Source {
+            query: Q.into(),
+            message: "the source reported no WAL position".into(),
+        })?
+        .parse::<Lsn>()
+        .map_err(|e| Error::Source {
+            query: Q.into(),
+            message: e.to_string(),
+        })?;
+    Ok((TimeLineId(tli.unwrap_or(1).max(1) as u32), lsn))
+}
+
+/// Reads WAL segment files along `history` from `start`, until `end` or the sink says stop.
+pub fn read_wal(
+    rt: &Runtime,
+    client: &Client,
+    seg_size: u32,
+    start: Lsn,
+    end: Lsn,
+    history: &[TimeLineHistoryEntry],
+    sink: &mut WalSink<'_>,
+) -> Result<()> {
+    const Q: &str = "SELECT pg_read_binary_file($1, $2, $3, true)";
+    let mut pos = start;
+    while pos < end {
+        let segno = pos.segment(seg_size);
+        let last = Lsn(segno.next().start_lsn(seg_size).0.saturating_sub(1));
+        let tli = tli_at(history, last).unwrap_or(TimeLineId(1));
+        let path = format!("pg_wal/{}", segno.file_name(tli, seg_size));
+        let off = pos.segment_offset(seg_size);
+        let len = (u64::from(seg_size) - off)
+            .min(CHUNK)
+            .min(end.0.saturating_sub(pos.0).max(1));
+        let row = rt
+            .block_on(client.query_one(Q, &[&path, &(off as i64), &(len as i64)]))
+            .map_err(|e| err(Q, e))?;
+        let data: Option<Vec<u8>> = row.try_get(0).map_err(|e| err(Q, e))?;
+        let Some(data) = data.filter(|d| !d.is_empty()) else {
+            return Err(Error::Source {
+                query: Q.into(),
+                message: format!("could not read WAL file \"{path}\" at offset {off}: it is not on the source any more"),
+            });
+        };
+        let n = data.len() as u64;
+        if !sink(pos, &data)? {
+            return Ok(());
+        }
+        pos = Lsn(pos.0 + n);
+    }
+    Ok(())
+}
