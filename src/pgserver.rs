@@ -12,33 +12,44 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Finds the `postgres` executable: `explicit` when given, else next to the running binary
-/// (as pg_rewind does with `find_other_exec`), else on `PATH`.
-pub fn find_postgres(explicit: Option<&Path>) -> Result<PathBuf> {
+/// Finds the `postgres` executable of major `major`: `explicit` when given, else the first of
+/// these whose version matches: next to the running binary (as pg_rewind does with
+/// `find_other_exec`), on `PATH`, then the distributions' layouts (`/usr/lib/postgresql/N/bin`,
+/// `/usr/pgsql-N/bin`). A `postgres` of another major would refuse the data directory.
+pub fn find_postgres(explicit: Option<&Path>, major: u32) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
+    let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
-        let p = dir.join("postgres");
-        if p.is_file() {
-            return Ok(p);
-        }
+        candidates.push(dir.join("postgres"));
     }
     if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("postgres");
-            if p.is_file() {
-                return Ok(p);
-            }
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("postgres")));
+    }
+    candidates.push(PathBuf::from(format!(
+        "/usr/lib/postgresql/{major}/bin/postgres"
+    )));
+    candidates.push(PathBuf::from(format!("/usr/pgsql-{major}/bin/postgres")));
+    let mut wrong = Vec::new();
+    for p in candidates.into_iter().filter(|p| p.is_file()) {
+        match postgres_major(&p) {
+            Ok(m) if m == major => return Ok(p),
+            Ok(m) => wrong.push(format!("{} is version {m}", p.display())),
+            Err(_) => wrong.push(format!("{} did not report its version", p.display())),
         }
     }
-    Err(Error::Usage(
-        "program \"postgres\" is needed by gsbuild but was not found in the same directory as gsbuild nor on PATH"
-            .into(),
-    ))
+    let seen = if wrong.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", wrong.join("; "))
+    };
+    Err(Error::Usage(format!(
+        "program \"postgres\" of version {major} is needed by gsbuild but was not found in the same directory as gsbuild, on PATH, nor in /usr/lib/postgresql/{major}/bin{seen}"
+    )))
 }
 
 /// The major version `postgres -V` reports (e.g. 15 for "postgres (PostgreSQL) 15.19").

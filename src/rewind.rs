@@ -292,7 +292,13 @@ fn inspect_target(opts: &Options, rep: &mut dyn Reporter) -> Result<ControlFile>
             cf.state.as_str()
         )));
     }
-    let postgres = pgserver::find_postgres(opts.postgres.as_deref())?;
+    if opts.dry_run {
+        return Err(Error::Incompatible(format!(
+            "target server must be shut down cleanly (state \"{}\"); a dry run does not run crash recovery, which writes to the target",
+            cf.state.as_str()
+        )));
+    }
+    let postgres = pgserver::find_postgres(opts.postgres.as_deref(), cf.major.number())?;
     rep.info(&format!(
         "executing \"{}\" for target server to complete crash recovery",
         postgres.display()

@@ -103,7 +103,10 @@ impl ServerSource {
                 .await
                 .map_err(|e| Error::Connect {
                     peer: peer.clone(),
-                    message: e.to_string(),
+                    message: match e.as_db_error() {
+                        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                        None => e.to_string(),
+                    },
                 })?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
