@@ -188,6 +188,23 @@ pub(crate) fn unclean_target(major: u32, kind: SourceKind) {
     small_diverge(&new, &old);
     old.stop_mode("immediate");
     assert_eq!(old.controldata()["Database cluster state"], "in production");
+    // A dry run refuses rather than run crash recovery, which would write to the target.
+    let before = tree_digest(&old.datadir());
+    let mut dry = options(&old, &new, kind);
+    dry.dry_run = true;
+    let err = rebuild(dry)
+        .0
+        .expect_err("a dry run on an unclean target must fail")
+        .to_string();
+    assert!(
+        err.contains("a dry run does not run crash recovery"),
+        "{err}"
+    );
+    assert_same_tree(
+        &before,
+        &tree_digest(&old.datadir()),
+        "a refused dry run changed the target",
+    );
     match kind {
         SourceKind::Server => {
             let args = [
