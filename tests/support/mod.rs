@@ -404,6 +404,17 @@ impl Cluster {
 
     /// Makes a streaming standby of this (running) cluster with `pg_basebackup -R`.
     pub fn make_standby(&self, name: &str, tcp: bool) -> Cluster {
+        self.make_standby_with(name, tcp, &[])
+    }
+
+    /// [`Cluster::make_standby`] with `pg_basebackup --tablespace-mapping` pairs (needed when
+    /// both clusters with tablespaces live on one machine).
+    pub fn make_standby_with(
+        &self,
+        name: &str,
+        tcp: bool,
+        mapping: &[(PathBuf, PathBuf)],
+    ) -> Cluster {
         let dir = TestDir::new(&format!("{}-{name}", self.install.label));
         let data = dir.path.join("data");
         let mut cmd = server_command(self.install.tool("pg_basebackup"));
@@ -423,6 +434,13 @@ impl Cluster {
             "fast",
             "--no-sync",
         ]);
+        for (from, to) in mapping {
+            cmd.arg(format!(
+                "--tablespace-mapping={}={}",
+                from.display(),
+                to.display()
+            ));
+        }
         run_ok(&mut cmd);
         let port = if tcp { free_port() } else { 5432 };
         let c = Cluster {

@@ -107,53 +107,7 @@ pub fn make_standby_mapped(
     name: &str,
     mapping: &[(PathBuf, PathBuf)],
 ) -> Cluster {
-    let dir = TestDir::new(&format!("{}-{name}", primary.install.label));
-    let data = dir.path.join("data");
-    let mut cmd = server_command(primary.install.tool("pg_basebackup"));
-    cmd.arg("-D")
-        .arg(&data)
-        .arg("-h")
-        .arg(primary.socket_dir())
-        .arg("-p")
-        .arg(primary.port.to_string())
-        .args([
-            "-U",
-            "postgres",
-            "-R",
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "--no-sync",
-        ]);
-    for (from, to) in mapping {
-        cmd.arg(format!(
-            "--tablespace-mapping={}={}",
-            from.display(),
-            to.display()
-        ));
-    }
-    run_ok(&mut cmd);
-    let c = Cluster {
-        install: primary.install.clone(),
-        dir,
-        port: 5432,
-        tcp: false,
-        running: false,
-    };
-    c.append_conf(&c.connection_conf());
-    // pg_basebackup -R writes every option its libpq knows (16+: sslcertmode, …); the
-    // walreceiver of the 16–18 toolsets loads an older system libpq that rejects them and
-    // never connects. A plain one works everywhere.
-    c.append_file(
-        "postgresql.auto.conf",
-        &format!(
-            "primary_conninfo = 'host={} port={} user=postgres'",
-            primary.socket_dir().display(),
-            primary.port
-        ),
-    );
-    c
+    primary.make_standby_with(name, false, mapping)
 }
 
 /// A primary and a streaming standby that has replayed everything; the caller promotes.
