@@ -9,6 +9,7 @@ use std::fmt;
 
 /// A supported PostgreSQL major version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "u32", try_from = "u32")]
 pub enum PgMajor {
     /// PostgreSQL 14.
     V14,
@@ -230,6 +231,21 @@ impl PgMajor {
     }
 }
 
+impl From<PgMajor> for u32 {
+    fn from(m: PgMajor) -> u32 {
+        m.number()
+    }
+}
+
+impl TryFrom<u32> for PgMajor {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<PgMajor, String> {
+        PgMajor::from_number(n)
+            .ok_or_else(|| format!("PostgreSQL {n} is not a supported major (14–18)"))
+    }
+}
+
 impl fmt::Display for PgMajor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.number())
@@ -247,6 +263,13 @@ mod tests {
             assert_eq!(PgMajor::from_number(m.number()), Some(*m));
             assert_eq!(PgMajor::from_wal_page_magic(m.wal_page_magic()), Some(*m));
         }
+    }
+
+    #[test]
+    fn serialises_as_the_number() {
+        assert_eq!(serde_json::to_string(&PgMajor::V15).unwrap(), "15");
+        assert_eq!(serde_json::from_str::<PgMajor>("18").unwrap(), PgMajor::V18);
+        assert!(serde_json::from_str::<PgMajor>("13").is_err());
     }
 
     #[test]

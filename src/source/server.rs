@@ -284,7 +284,7 @@ pub fn split_chunks(ranges: &[FetchRange]) -> Vec<FetchRange> {
 
 impl Source for ServerSource {
     fn describe(&self) -> String {
-        format!("server \"{}\"", self.info.redacted())
+        self.info.redacted()
     }
 
     fn list_files(&mut self) -> Result<Vec<SourceFile>> {
