@@ -11,7 +11,7 @@ use crate::plan::{CommonCheckpoint, Plan};
 use crate::rewind::{Prepared, Reporter};
 use crate::source::{ChunkSink, FetchRange, Source};
 use crate::target::TargetDir;
-use crate::timeline::{parse_history, TimeLineHistoryEntry};
+use crate::timeline::{parse_history, segment_file_name, TimeLineHistoryEntry};
 use std::collections::BTreeSet;
 
 /// What a finished rebuild did.
@@ -106,10 +106,6 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     let window = WalWindow {
         first_segment: wal.start.segment(seg_size),
         seg_size,
-        timeline_starts: source_history
-            .iter()
-            .map(|e| (e.tli, e.begin.segment(seg_size)))
-            .collect(),
     };
     rep.step(&format!(
         "streaming WAL from {} to {end} on timeline {end_tli}",
@@ -215,8 +211,7 @@ fn stream_wal(
             let segno = pos.segment(seg_size);
             let off = pos.segment_offset(seg_size);
             let n = rest.len().min((u64::from(seg_size) - off) as usize);
-            let tli = window.timeline_for(segno).unwrap_or(TimeLineId(1));
-            let name = format!("pg_wal/{}", segno.file_name(tli, seg_size));
+            let name = format!("pg_wal/{}", segment_file_name(history, segno, seg_size));
             if written.insert(name.clone()) {
                 target.truncate(&name, u64::from(seg_size))?;
             }

@@ -6,7 +6,7 @@
 //! [`decide_wal_segment`] instead: gsbuild streams the source's WAL from the common redo point
 //! rather than copying the source's whole `pg_wal`.
 
-use crate::lsn::{TimeLineId, XLogSegNo};
+use crate::lsn::XLogSegNo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -227,27 +227,14 @@ pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileM
     }
 }
 
-/// Where the streamed WAL starts, and which timeline names each segment (the newest timeline
-/// of the source's history whose first segment is at or before it — the file recovery opens).
+/// Where the streamed WAL starts (segment files are named along the source's history with
+/// [`crate::timeline::segment_file_name`]).
 #[derive(Clone, Debug)]
 pub struct WalWindow {
     /// First segment the stream writes (the one holding the common checkpoint's redo point).
     pub first_segment: XLogSegNo,
     /// WAL segment size in bytes.
     pub seg_size: u32,
-    /// For each timeline of the source's history, its first segment; oldest first.
-    pub timeline_starts: Vec<(TimeLineId, XLogSegNo)>,
-}
-
-impl WalWindow {
-    /// The timeline whose file recovery reads for `segno`.
-    pub fn timeline_for(&self, segno: XLogSegNo) -> Option<TimeLineId> {
-        self.timeline_starts
-            .iter()
-            .rev()
-            .find(|(_, start)| *start <= segno)
-            .map(|(tli, _)| *tli)
-    }
 }
 
 /// Decides the action for a WAL segment file. Segments before the redo point are left as they
@@ -421,10 +408,7 @@ mod tests {
         let w = WalWindow {
             first_segment: XLogSegNo(3),
             seg_size: seg,
-            timeline_starts: vec![(TimeLineId(1), XLogSegNo(0)), (TimeLineId(2), XLogSegNo(5))],
         };
-        assert_eq!(w.timeline_for(XLogSegNo(4)), Some(TimeLineId(1)));
-        assert_eq!(w.timeline_for(XLogSegNo(5)), Some(TimeLineId(2)));
         let e = |p: &str| entry(p, None, file(seg.into()), false);
         let name = "000000010000000000000002";
         assert_eq!(decide_wal_segment(&e(name), name, &w), Action::None);

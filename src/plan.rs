@@ -374,7 +374,6 @@ mod tests {
         let wal = WalWindow {
             first_segment: XLogSegNo(2),
             seg_size: 16 << 20,
-            timeline_starts: vec![(TimeLineId(1), XLogSegNo(0))],
         };
         let is_rel = |p: &str| p.starts_with("base/5/");
         let input = FileMapInput {
@@ -428,7 +427,6 @@ mod tests {
         let wal = WalWindow {
             first_segment: XLogSegNo(2),
             seg_size: 16 << 20,
-            timeline_starts: vec![],
         };
         let changed = HashMap::new();
         let input = FileMapInput {

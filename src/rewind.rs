@@ -224,7 +224,7 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
         .into_iter()
         .map(|l| (l.path, l.kind))
         .collect();
-    let window = wal_window(&source_history, redo, seg_size);
+    let window = wal_window(redo, seg_size);
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
     let policy = Policy {
         keep_config: opts.keep_config,
@@ -238,12 +238,8 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
         wal: &window,
     })?;
     let start = window.first_segment.start_lsn(seg_size);
-    let first_segment = window.first_segment.file_name(
-        window
-            .timeline_for(window.first_segment)
-            .unwrap_or(source_tli),
-        seg_size,
-    );
+    let first_segment =
+        timeline::segment_file_name(&source_history, window.first_segment, seg_size);
     let plan = Plan {
         divergence: Some(divergence),
         checkpoint: Some(CommonCheckpoint {
@@ -657,13 +653,9 @@ fn source_record_crc(
     Ok(crc)
 }
 
-fn wal_window(history: &[TimeLineHistoryEntry], redo: Lsn, seg_size: u32) -> WalWindow {
+fn wal_window(redo: Lsn, seg_size: u32) -> WalWindow {
     WalWindow {
         first_segment: redo.segment(seg_size),
         seg_size,
-        timeline_starts: history
-            .iter()
-            .map(|e| (e.tli, e.begin.segment(seg_size)))
-            .collect(),
     }
 }

@@ -12,7 +12,7 @@
 //! child timeline begins before its parent would make every "which timeline holds this LSN"
 //! answer ambiguous.
 
-use crate::lsn::{Lsn, TimeLineId};
+use crate::lsn::{Lsn, TimeLineId, XLogSegNo};
 use std::path::Path;
 
 /// One timeline of a history: the WAL range `[begin, end)` written on `tli`.
@@ -175,6 +175,18 @@ pub fn tli_at(history: &[TimeLineHistoryEntry], lsn: Lsn) -> Option<TimeLineId> 
     history.iter().find(|e| e.contains(lsn)).map(|e| e.tli)
 }
 
+/// The file name of WAL segment `segno` (of `seg_size` bytes) along `history`: the timeline that
+/// holds the segment's last byte, i.e. the newest timeline begun in or before the segment —
+/// the file recovery opens (`XLogFileReadAnyTLI`). Timeline 1 when the history is empty.
+pub fn segment_file_name(
+    history: &[TimeLineHistoryEntry],
+    segno: XLogSegNo,
+    seg_size: u32,
+) -> String {
+    let last = Lsn(segno.next().start_lsn(seg_size).0.saturating_sub(1));
+    segno.file_name(tli_at(history, last).unwrap_or(TimeLineId(1)), seg_size)
+}
+
 /// Where the histories of the source and the target part, as pg_rewind's
 /// `findCommonAncestorTimeline` finds it: walk both from the start while entries agree on `tli`
 /// and `begin`; the last agreeing entry is the common ancestor timeline, and the divergence point
@@ -205,6 +217,40 @@ pub fn find_divergence(
         (None, None) => return None,
     };
     Some((end, s.tli))
+}
+
+#[cfg(test)]
+mod segment_name_tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_named_by_the_timeline_recovery_opens() {
+        let seg = 16 << 20;
+        // Timeline 2 begins inside segment 5: segment 4 is on 1, segment 5 on 2.
+        let h = parse_history("1\t0/5000100\tpromoted\n", TimeLineId(2)).unwrap();
+        assert_eq!(
+            segment_file_name(&h, XLogSegNo(4), seg),
+            "000000010000000000000004"
+        );
+        assert_eq!(
+            segment_file_name(&h, XLogSegNo(5), seg),
+            "000000020000000000000005"
+        );
+        // A switch exactly at a segment boundary leaves the segment before it on the old one.
+        let h = parse_history("1\t0/6000000\tpromoted\n", TimeLineId(2)).unwrap();
+        assert_eq!(
+            segment_file_name(&h, XLogSegNo(5), seg),
+            "000000010000000000000005"
+        );
+        assert_eq!(
+            segment_file_name(&h, XLogSegNo(6), seg),
+            "000000020000000000000006"
+        );
+        assert_eq!(
+            segment_file_name(&[], XLogSegNo(1), seg),
+            "000000010000000000000001"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 
 use crate::control::CheckPoint;
 use crate::error::{Error, Result};
-use crate::lsn::{Lsn, TimeLineId, XLogSegNo};
+use crate::lsn::{Lsn, XLogSegNo};
 use crate::pgserver;
 use crate::relpath::{relation_path, ForkNumber, RELSEG_SIZE};
-use crate::timeline::{tli_at, TimeLineHistoryEntry};
+use crate::timeline::{segment_file_name, TimeLineHistoryEntry};
 use crate::version::PgMajor;
 use crate::xlog::rmgr;
 use crate::xlog::segment::read_segment_file;
@@ -66,12 +66,7 @@ impl RestoringWalDir {
     /// File name of segment `segno`: the timeline holding the segment's last byte (the newest
     /// timeline begun in or before it, which is the file recovery opens).
     pub fn file_name(&self, segno: XLogSegNo) -> String {
-        let last = Lsn(XLogSegNo(segno.0 + 1)
-            .start_lsn(self.seg_size)
-            .0
-            .saturating_sub(1));
-        let tli = tli_at(&self.history, last).unwrap_or(TimeLineId(1));
-        segno.file_name(tli, self.seg_size)
+        segment_file_name(&self.history, segno, self.seg_size)
     }
 }
 

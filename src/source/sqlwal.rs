@@ -8,7 +8,7 @@
 use super::WalSink;
 use crate::error::{Error, Result};
 use crate::lsn::{Lsn, TimeLineId};
-use crate::timeline::{tli_at, TimeLineHistoryEntry};
+use crate::timeline::{segment_file_name, TimeLineHistoryEntry};
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 
@@ -64,9 +64,7 @@ pub fn read_wal(
     let mut pos = start;
     while pos < end {
         let segno = pos.segment(seg_size);
-        let last = Lsn(segno.next().start_lsn(seg_size).0.saturating_sub(1));
-        let tli = tli_at(history, last).unwrap_or(TimeLineId(1));
-        let path = format!("pg_wal/{}", segno.file_name(tli, seg_size));
+        let path = format!("pg_wal/{}", segment_file_name(history, segno, seg_size));
         let off = pos.segment_offset(seg_size);
         let len = (u64::from(seg_size) - off)
             .min(CHUNK)
