@@ -83,6 +83,16 @@ pub enum SyncMethodArg {
     Syncfs,
 }
 
+/// `--changed-blocks`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ChangedBlocksArg {
+    /// Decode the target's WAL from the common redo point.
+    #[default]
+    Wal,
+    /// Scan relation pages for LSNs at or after the divergence point.
+    PageLsn,
+}
+
 /// The rebuild's flags (both dialects).
 #[derive(Debug, Args, Default)]
 pub struct RebuildArgs {
@@ -141,6 +151,22 @@ pub struct RebuildArgs {
     /// on the source); may be repeated.
     #[arg(short = 'T', long = "tablespace-mapping", value_name = "OLDDIR=NEWDIR")]
     pub tablespace_mapping: Vec<String>,
+    /// Connections used to fetch files and blocks from a source server, in parallel.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// How to find the blocks the target changed after the divergence: from its WAL (wal), or
+    /// by scanning page LSNs (page-lsn, when the target's WAL is gone).
+    #[arg(long, value_enum, value_name = "METHOD", default_value_t)]
+    pub changed_blocks: ChangedBlocksArg,
+    /// Cross-check the blocks found in the WAL against a scan of page LSNs; fail on any page
+    /// written after the divergence that the WAL does not account for.
+    #[arg(long)]
+    pub verify_blocks: bool,
+    /// Give up when the source does not answer for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
     /// Write a lot of debug messages.
     #[arg(long)]
     pub debug: bool,

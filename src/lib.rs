@@ -18,6 +18,8 @@ pub mod cursor;
 pub mod datadir;
 pub mod error;
 pub mod execute;
+#[doc(hidden)]
+pub mod failpoint;
 pub mod filemap;
 #[doc(hidden)]
 pub mod fuzzing;

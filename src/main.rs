@@ -9,7 +9,7 @@ mod report;
 
 use clap::Parser;
 use gsbuild::execute;
-use gsbuild::rewind::{Options, SourceSpec};
+use gsbuild::rewind::{ChangedBlocks, Options, SourceSpec};
 use gsbuild::target::SyncMethod;
 use std::process::ExitCode;
 
@@ -135,6 +135,13 @@ fn options(r: &cli::RebuildArgs, dialect: Dialect) -> anyhow::Result<Options> {
         };
         o.tablespace_mapping.push((from.into(), to.into()));
     }
+    o.jobs = usize::from(r.jobs);
+    o.changed_blocks = match r.changed_blocks {
+        cli::ChangedBlocksArg::Wal => ChangedBlocks::Wal,
+        cli::ChangedBlocksArg::PageLsn => ChangedBlocks::PageLsn,
+    };
+    o.verify_blocks = r.verify_blocks;
+    o.client.read_timeout = std::time::Duration::from_secs(r.timeout);
     o.sync = match (r.no_sync, r.sync_method) {
         (true, _) => SyncMethod::None,
         (false, Some(cli::SyncMethodArg::Syncfs)) => SyncMethod::Syncfs,

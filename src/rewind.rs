@@ -63,6 +63,26 @@ pub struct Options {
     pub client: ClientOptions,
     /// Environment for connection defaults (`PGHOST`, `PGPASSFILE`, …).
     pub env: Environment,
+    /// Connections (and threads) used to fetch files and blocks from a server source
+    /// (`-j/--jobs`).
+    pub jobs: usize,
+    /// How the blocks the target changed after the divergence are found.
+    pub changed_blocks: ChangedBlocks,
+    /// Cross-check the WAL-derived block set against a scan of page LSNs (`--verify-blocks`);
+    /// a page written after the divergence that the WAL did not name fails the rebuild.
+    pub verify_blocks: bool,
+}
+
+/// How phase 4 finds the blocks the target changed after the divergence point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangedBlocks {
+    /// Decode the target's WAL from the common redo point (pg_rewind's method).
+    #[default]
+    Wal,
+    /// Scan every relation page's LSN (`pd_lsn`): needs no target WAL after the common
+    /// checkpoint, only checksums or `wal_log_hints` (docs/architecture.md).
+    PageLsn,
 }
 
 impl Options {
@@ -82,6 +102,9 @@ impl Options {
             postgres: None,
             client: ClientOptions::default(),
             env: Environment::from_process(),
+            jobs: 4,
+            changed_blocks: ChangedBlocks::Wal,
+            verify_blocks: false,
         }
     }
 }
@@ -209,6 +232,7 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
         walscan::tablespace_version_dir(target_control.major, target_control.catalog_version_no);
     let (changed, records) =
         walscan::scan_changed_blocks(&mut target_wal, redo, target_end, &tsdir)?;
+    crate::failpoint::hit("wal-scan");
     rep.debug(&format!(
         "read {records} WAL records from {redo} to {target_end}"
     ));
@@ -219,11 +243,13 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
         .into_iter()
         .map(|f| (f.path, f.kind))
         .collect();
+    crate::failpoint::hit("list-source");
     rep.step("reading target file list");
     let target_files = datadir::list(&opts.target)?
         .into_iter()
         .map(|l| (l.path, l.kind))
         .collect();
+    crate::failpoint::hit("list-target");
     let window = wal_window(redo, seg_size);
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
     let policy = Policy {
