@@ -11,12 +11,9 @@ use std::sync::OnceLock;
 
 /// Every failpoint, in the order a rebuild reaches them, with what is happening there.
 pub const POINTS: &[(&str, &str)] = &[
+    ("wal-scan", "after the target's WAL was scanned"),
     ("list-source", "after the source's file list was read"),
     ("list-target", "after the target's file list was read"),
-    (
-        "wal-scan",
-        "after each target WAL segment scanned for changed blocks",
-    ),
     (
         "journal-written",
         "after the journal is durable, before any other write",
