@@ -38,6 +38,19 @@ pub enum Command {
     /// Make a throwaway primary and standby with the local PostgreSQL binaries, diverge them,
     /// rebuild the old primary with gsbuild, and show that it follows the new primary.
     Demo(DemoArgs),
+    /// Say whether a rebuild of the data directory was interrupted and what to do about it
+    /// (exit 0: none; 2: interrupted, the directory will not start until a re-run finishes
+    /// it).
+    Status {
+        /// The data directory.
+        #[arg(
+            short = 'D',
+            long = "target-pgdata",
+            visible_alias = "pgdata",
+            value_name = "DIRECTORY"
+        )]
+        target_pgdata: PathBuf,
+    },
 }
 
 /// `gsbuild inspect …`.

@@ -66,6 +66,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The journal of an interrupted rebuild cannot be used.
+    #[error("rebuild journal \"{}\": {message}", path.display())]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// Bad options or a bad command line.
     #[error("{0}")]
     Usage(String),

@@ -6,6 +6,7 @@
 use crate::control::{ControlFile, DbState};
 use crate::error::{Error, Result};
 use crate::filemap::{Action, FileKind, WalWindow};
+use crate::journal::{self, HistoryEntry, Journal};
 use crate::lsn::{Lsn, TimeLineId};
 use crate::plan::{CommonCheckpoint, Plan};
 use crate::rewind::{Prepared, Reporter};
@@ -30,6 +31,11 @@ pub struct Outcome {
 }
 
 /// Carries out `prep.plan` on the target. Does nothing for a plan that needs no rewind.
+///
+/// Crash safety (see [`crate::journal`]): nothing is written before the journal is durable and
+/// `pg_control` is moved aside; `pg_control` is written last, after everything else is
+/// durable. A run that dies in between leaves a target that refuses to start and that the next
+/// run resumes.
 pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     let Prepared {
         plan,
@@ -38,6 +44,8 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         target_control,
         mut source_history,
         conninfo,
+        checkpoint_crc,
+        resume,
     } = prep;
     let (Some(ckpt), Some(wal)) = (&plan.checkpoint, &plan.wal) else {
         return Ok(Outcome {
@@ -49,51 +57,69 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         });
     };
     let mut target = TargetDir::new(&opts.target, opts.dry_run, opts.sync)?;
-    // 6a. Directories and symlinks the source has and the target lacks. Every tablespace
-    // location is checked before anything is written, so a refused one leaves the target as
-    // it was.
+    // Every tablespace location is checked before anything is written, so a refused one
+    // leaves the target as it was. A resumed run accepts the locations it created itself.
+    let created_before: &[String] = resume
+        .as_ref()
+        .map(|j| j.tablespace_locations.as_slice())
+        .unwrap_or(&[]);
     let creates: Vec<_> = plan
         .files
         .iter()
         .filter(|f| f.action == Action::Create)
         .map(|f| match &f.source {
             Some(FileKind::Symlink { target: link }) => {
-                tablespace_location(&opts, &f.path, link).map(|loc| (f, Some(loc)))
+                tablespace_location(&opts, &f.path, link, created_before).map(|loc| (f, Some(loc)))
             }
             _ => Ok((f, None)),
         })
         .collect::<Result<_>>()?;
-    for (f, location) in creates {
-        match location {
-            Some(loc) => {
-                create_tablespace_dir(&opts, &loc)?;
-                target.create_symlink(&f.path, &loc)?
+    // The point of no return: the journal, then pg_control aside.
+    let mut journal = match resume {
+        Some(mut j) => {
+            j.runs += 1;
+            if !opts.dry_run {
+                journal::write(&opts.target, &j)?;
             }
-            None => target.create_dir(&f.path)?,
+            *j
         }
-    }
-    // 6b. Whole files start empty; then every range in one batch.
-    for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
-        target.truncate(&f.path, 0)?;
-    }
-    let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
-    let total: u64 = ranges.iter().map(|r| r.len).sum();
-    let mut counting = Counting {
-        target: &mut target,
-        done: 0,
-        total,
-        rep,
-    };
-    source.fetch_ranges(&ranges, &mut counting)?;
-    // 6c. Truncations and removals (deepest paths first, from the plan's order).
-    for f in &plan.files {
-        match (f.action, &f.target) {
-            (Action::Truncate, _) => {
-                target.truncate(&f.path, f.source.as_ref().map(FileKind::size).unwrap_or(0))?
+        None => {
+            let j = Journal {
+                format: journal::FORMAT,
+                gsbuild: env!("CARGO_PKG_VERSION").into(),
+                started: chrono::Local::now()
+                    .format("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string(),
+                runs: 1,
+                source: plan.source.clone(),
+                system_identifier: target_control.system_identifier,
+                seg_size: target_control.xlog_seg_size,
+                original_control_crc: crc32c::crc32c(
+                    &std::fs::read(opts.target.join(journal::CONTROL_FILE)).map_err(|e| {
+                        Error::io("read file", opts.target.join(journal::CONTROL_FILE), e)
+                    })?,
+                ),
+                checkpoint_crc,
+                source_history: HistoryEntry::from_history(&source_history),
+                tablespace_locations: creates.iter().filter_map(|(_, l)| l.clone()).collect(),
+                files_done: false,
+                plan: plan.clone(),
+            };
+            if !opts.dry_run {
+                journal::begin(&opts.target, &j)?;
             }
-            (Action::Remove, Some(FileKind::Dir)) => target.remove_dir(&f.path)?,
-            (Action::Remove, _) => target.remove_file(&f.path, true)?,
-            _ => {}
+            j
+        }
+    };
+    if journal.files_done {
+        rep.step("file changes were completed by an earlier run");
+    } else {
+        apply_files(&plan, &opts, creates, source.as_mut(), &mut target, rep)?;
+        // Durable before the journal says so: a resumed run skips them.
+        target.sync()?;
+        journal.files_done = true;
+        if !opts.dry_run {
+            journal::write(&opts.target, &journal)?;
         }
     }
     // 6d. The source's WAL from the common redo point to where the source is now, which is at
@@ -122,6 +148,7 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     // 7. Finish: backup_label, standby configuration, sync, then pg_control.
     rep.step("creating backup label and updating control file");
     target.write_file_atomic("backup_label", backup_label(ckpt, seg_size).as_bytes())?;
+    crate::failpoint::hit("backup-label");
     if opts.write_recovery_conf {
         write_recovery_conf(conninfo.as_ref(), &opts.target, &mut target)?;
     }
@@ -134,10 +161,12 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         })?;
     let new_control = new_control_file(source_control, end, end_tli);
     rep.step("syncing target data directory");
-    let synced = target.touched_count();
     target.sync()?;
-    target.write_file_atomic("global/pg_control", &new_control.encode())?;
-    target.sync()?;
+    crate::failpoint::hit("synced");
+    let synced = target.synced_count();
+    if !opts.dry_run {
+        journal::finish(&opts.target, &new_control.encode())?;
+    }
     rep.info("Done!");
     Ok(Outcome {
         bytes_written: target.bytes_written(),
@@ -148,16 +177,72 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     })
 }
 
+/// 6a–6c: directories and symlinks, every byte range in one batch through the source, then
+/// truncations and removals (deepest paths first, from the plan's order). Every step is
+/// idempotent, so that a resumed run can do it again over a partly done target.
+fn apply_files(
+    plan: &Plan,
+    opts: &crate::rewind::Options,
+    creates: Vec<(&crate::plan::PlannedFile, Option<String>)>,
+    source: &mut dyn Source,
+    target: &mut TargetDir,
+    rep: &mut dyn Reporter,
+) -> Result<()> {
+    for (f, location) in creates {
+        match location {
+            Some(loc) => {
+                create_tablespace_dir(opts, &loc)?;
+                target.create_symlink(&f.path, &loc)?
+            }
+            None => target.create_dir(&f.path)?,
+        }
+        crate::failpoint::hit("create");
+    }
+    // Whole files start empty; then every range in one batch.
+    for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
+        target.truncate(&f.path, 0)?;
+    }
+    let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
+    let total: u64 = ranges.iter().map(|r| r.len).sum();
+    let mut counting = Counting {
+        target,
+        done: 0,
+        total,
+        rep,
+    };
+    source.fetch_ranges(&ranges, &mut counting)?;
+    for f in &plan.files {
+        match (f.action, &f.target) {
+            (Action::Truncate, _) => {
+                target.truncate(&f.path, f.source.as_ref().map(FileKind::size).unwrap_or(0))?
+            }
+            (Action::Remove, Some(FileKind::Dir)) => target.remove_dir(&f.path)?,
+            (Action::Remove, _) => target.remove_file(&f.path, true)?,
+            _ => continue,
+        }
+        crate::failpoint::hit("truncate-remove");
+    }
+    Ok(())
+}
+
 /// Where a tablespace the target lacks is created: the source's location, or its mapping. The
 /// location must not hold anything yet — on the same machine it may be the source's own
 /// tablespace, and writing the target's files into it would destroy the source.
-fn tablespace_location(opts: &crate::rewind::Options, path: &str, link: &str) -> Result<String> {
+fn tablespace_location(
+    opts: &crate::rewind::Options,
+    path: &str,
+    link: &str,
+    created_before: &[String],
+) -> Result<String> {
     let mapped = opts
         .tablespace_mapping
         .iter()
         .find(|(from, _)| std::path::Path::new(link) == from.as_path())
         .map(|(_, to)| to.display().to_string())
         .unwrap_or_else(|| link.to_string());
+    if created_before.contains(&mapped) {
+        return Ok(mapped);
+    }
     let dir = std::path::Path::new(&mapped);
     let in_use = std::fs::read_dir(dir)
         .map(|mut rd| rd.next().is_some())
@@ -216,6 +301,9 @@ fn stream_wal(
                 target.truncate(&name, u64::from(seg_size))?;
             }
             target.write_at(&name, off, &rest[..n])?;
+            if off + n as u64 == u64::from(seg_size) {
+                crate::failpoint::hit("wal-segment");
+            }
             bytes += n as u64;
             pos = Lsn(pos.0 + n as u64);
             rest = &rest[n..];
@@ -283,6 +371,7 @@ struct Counting<'a> {
 impl ChunkSink for Counting<'_> {
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
         self.target.write_at(path, offset, data)?;
+        crate::failpoint::hit("copy-chunk");
         self.done += data.len() as u64;
         self.rep.progress(self.done, self.total);
         Ok(())

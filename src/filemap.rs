@@ -147,6 +147,15 @@ pub const EXCLUDED_FILES: &[&str] = &[
     "postmaster.opts",
 ];
 
+/// gsbuild's own files in a target being rebuilt (`crate::journal`): never copied from a
+/// source, never touched by a plan.
+pub const GSBUILD_FILES: &[&str] = &[
+    "gsbuild.journal",
+    "gsbuild.journal.tmp",
+    "global/pg_control.gsbuild-orig",
+    "global/pg_control.gsbuild-tmp",
+];
+
 /// Configuration files kept from the target under [`Policy::keep_config`].
 pub const CONFIG_FILES: &[&str] = &[
     "postgresql.conf",
@@ -181,7 +190,7 @@ pub fn wal_segment_name(path: &str) -> Option<&str> {
 pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileMapError> {
     let path = entry.path.as_str();
     // Written last, from the source's copy, after everything else is durable.
-    if path == "global/pg_control" {
+    if path == "global/pg_control" || GSBUILD_FILES.contains(&path) {
         return Ok(Action::None);
     }
     if is_excluded(path) {

@@ -24,6 +24,7 @@ pub mod filemap;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspect;
+pub mod journal;
 pub mod lsn;
 pub mod pgconf;
 pub mod pgserver;

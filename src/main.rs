@@ -9,6 +9,7 @@ mod report;
 
 use clap::Parser;
 use gsbuild::execute;
+use gsbuild::journal::{self, State as JournalState};
 use gsbuild::rewind::{ChangedBlocks, Options, SourceSpec};
 use gsbuild::target::SyncMethod;
 use std::process::ExitCode;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Inspect(cmd)) => finish(inspect(cmd), Dialect::Gsbuild),
         Some(cli::Command::Rewind(a)) => rewind_compat(a),
         Some(cli::Command::Demo(a)) => finish(demo::run(&a), Dialect::Gsbuild),
+        Some(cli::Command::Status { target_pgdata }) => status(&target_pgdata),
         None => rebuild(args.rebuild, Dialect::Gsbuild),
     }
 }
@@ -171,7 +173,77 @@ fn rebuild(r: cli::RebuildArgs, dialect: Dialect) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{}: error: {e}", dialect.name());
+            if let Some(dir) = &r.target_pgdata {
+                if let Ok(JournalState::Interrupted(_)) = journal::inspect(dir) {
+                    eprintln!(
+                        "{}: hint: the rebuild of \"{}\" is unfinished and the directory will not start until it is: fix the cause and run the same command again to resume it (\"gsbuild status -D {}\" shows where it stands)",
+                        dialect.name(),
+                        dir.display(),
+                        dir.display()
+                    );
+                }
+            }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `gsbuild status -D DIR`.
+fn status(dir: &std::path::Path) -> ExitCode {
+    let state = match journal::inspect(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gsbuild: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match state {
+        JournalState::Clean => {
+            println!("no rebuild in progress in \"{}\"", dir.display());
+            ExitCode::SUCCESS
+        }
+        JournalState::NotStarted(j) => {
+            println!(
+                "a rebuild started at {} stopped before changing anything; \"{}\" is as it was (the next run discards the journal)",
+                j.started,
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        JournalState::Finished(j) => {
+            println!(
+                "the rebuild started at {} completed; the next run removes its journal",
+                j.started
+            );
+            ExitCode::SUCCESS
+        }
+        JournalState::Interrupted(j) => {
+            let plan = &j.plan;
+            println!("interrupted rebuild of \"{}\"", dir.display());
+            println!(
+                "  started:   {} (gsbuild {}, {} run(s) so far)",
+                j.started, j.gsbuild, j.runs
+            );
+            println!("  source:    {}", j.source);
+            if let (Some(d), Some(c)) = (&plan.divergence, &plan.checkpoint) {
+                println!(
+                    "  diverged:  {} on timeline {}; replay from {}",
+                    d.lsn, d.tli, c.redo
+                );
+            }
+            println!(
+                "  progress:  {}",
+                if j.files_done {
+                    "files done; WAL and pg_control remain"
+                } else {
+                    "copying files"
+                }
+            );
+            println!(
+                "the directory will not start (global/pg_control is set aside) until the rebuild is finished: run gsbuild -D {} again, with the same or another server of the same cluster as source",
+                dir.display()
+            );
+            ExitCode::from(2)
         }
     }
 }

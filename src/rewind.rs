@@ -9,6 +9,7 @@ use crate::conninfo::{ConnInfo, Environment};
 use crate::control::{read_control_file, ControlFile, DbState};
 use crate::error::{Error, Result};
 use crate::filemap::{Policy, WalWindow};
+use crate::journal::{self, Journal, State as JournalState};
 use crate::lsn::{Lsn, TimeLineId};
 use crate::plan::{self, CommonCheckpoint, Divergence, FileMapInput, Plan, WalPlan};
 use crate::replication::ClientOptions;
@@ -145,11 +146,65 @@ pub struct Prepared {
     pub(crate) target_control: ControlFile,
     pub(crate) source_history: Vec<TimeLineHistoryEntry>,
     pub(crate) conninfo: Option<ConnInfo>,
+    /// CRC of the common checkpoint record (kept in the journal).
+    pub(crate) checkpoint_crc: u32,
+    /// The journal of the interrupted rebuild this run resumes.
+    pub(crate) resume: Option<Box<Journal>>,
+}
+
+impl Prepared {
+    /// Whether this run resumes an interrupted rebuild.
+    pub fn resumes(&self) -> bool {
+        self.resume.is_some()
+    }
 }
 
 /// Phases 1–5: everything up to the plan. The target is not modified (except by crash
 /// recovery, see the module documentation).
 pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
+    // 0. An interrupted rebuild is finished before anything else.
+    match journal::inspect(&opts.target)? {
+        JournalState::Clean => {}
+        JournalState::Interrupted(j) => return prepare_resume(opts, *j, rep),
+        JournalState::NotStarted(j) => {
+            rep.info(&format!(
+                "discarding the journal of the rebuild started at {}, which stopped before changing anything",
+                j.started
+            ));
+            if !opts.dry_run {
+                journal::discard(&opts.target)?;
+            }
+        }
+        JournalState::Finished(j) => {
+            rep.info(&format!(
+                "the rebuild started at {} had completed; removing its journal",
+                j.started
+            ));
+            if !opts.dry_run {
+                journal::discard(&opts.target)?;
+            }
+            let (source, conninfo) = open_source(&opts, rep)?;
+            let target_control = read_control_file(&opts.target)?;
+            let plan = Plan {
+                divergence: None,
+                checkpoint: None,
+                wal: None,
+                files: Vec::new(),
+                totals: Default::default(),
+                ..j.plan
+            };
+            return Ok(Prepared {
+                plan,
+                source,
+                opts,
+                target_control,
+                source_history: Vec::new(),
+                conninfo,
+                checkpoint_crc: 0,
+                resume: None,
+            });
+        }
+    }
     // 1. Inspect the target.
     let target_control = inspect_target(&opts, rep)?;
     let seg_size = target_control.xlog_seg_size;
@@ -214,6 +269,8 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
             target_control,
             source_history,
             conninfo,
+            checkpoint_crc: 0,
+            resume: None,
         });
     };
     rep.info(&format!(
@@ -294,6 +351,100 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
         target_control,
         source_history,
         conninfo,
+        checkpoint_crc: ckpt.crc,
+        resume: None,
+    })
+}
+
+/// Phase 0 of a run that finds an interrupted rebuild: the journaled plan, checked against the
+/// source as it is now. The source may be another server of the same cluster and is further
+/// ahead; it must still have the common checkpoint record and the history up to the
+/// divergence point that the plan was made for.
+fn prepare_resume(opts: Options, journal: Journal, rep: &mut dyn Reporter) -> Result<Prepared> {
+    rep.info(&format!(
+        "resuming the interrupted rebuild of \"{}\" started at {} from {} (run {})",
+        opts.target.display(),
+        journal.started,
+        journal.source,
+        journal.runs + 1
+    ));
+    if pgserver::is_running(&opts.target) {
+        return Err(Error::Incompatible(format!(
+            "a postmaster is running on \"{}\", which is being rebuilt: stop it",
+            opts.target.display()
+        )));
+    }
+    let target_control = read_control_file(&opts.target.join(journal::CONTROL_ASIDE))?;
+    let seg_size = target_control.xlog_seg_size;
+    let (mut source, conninfo) = open_source(&opts, rep)?;
+    let source_control = crate::control::ControlFile::decode(
+        &source.fetch_file("global/pg_control")?,
+    )
+    .map_err(|kind| Error::Control {
+        path: format!("{} global/pg_control", source.describe()).into(),
+        kind,
+    })?;
+    check_compatible(&opts, &target_control, &source_control, source.as_mut())?;
+    if opts.write_recovery_conf && conninfo.is_none() {
+        return Err(Error::Usage(
+            "--write-recovery-conf requires --source-server".into(),
+        ));
+    }
+    let journal_path = opts.target.join(journal::JOURNAL_FILE);
+    let (Some(div), Some(ckpt)) = (&journal.plan.divergence, &journal.plan.checkpoint) else {
+        return Err(Error::Journal {
+            path: journal_path,
+            message: "it holds no plan to resume".into(),
+        });
+    };
+    let (source_tli, source_end) = source.wal_position()?;
+    let source_history = history_of(source.as_mut(), source_tli)?;
+    let described = source.describe();
+    let cannot = |why: String| {
+        Error::Incompatible(format!(
+            "cannot resume the interrupted rebuild of \"{}\" from {}: {why}; resume it from a server that follows the history the rebuild started from (it was {}), or rebuild the target in full (pg_basebackup)",
+            opts.target.display(),
+            described,
+            journal.source
+        ))
+    };
+    if !journal::histories_agree(&journal.source_history, &source_history, div.lsn) {
+        return Err(cannot(format!(
+            "its timeline history (now timeline {source_tli}) no longer agrees with the one the rebuild started from before the divergence point {}",
+            div.lsn
+        )));
+    }
+    let crc = source_record_crc(
+        source.as_mut(),
+        &source_history,
+        ckpt.lsn,
+        source_end,
+        seg_size,
+        target_control.system_identifier,
+    )?;
+    if crc != Some(journal.checkpoint_crc) {
+        return Err(cannot(format!(
+            "its WAL no longer holds the common checkpoint record at {}",
+            ckpt.lsn
+        )));
+    }
+    rep.info(&format!(
+        "servers diverged at WAL location {} on timeline {}",
+        div.lsn, div.tli
+    ));
+    rep.info(&format!(
+        "rewinding from last common checkpoint at {} on timeline {}",
+        ckpt.lsn, ckpt.tli
+    ));
+    Ok(Prepared {
+        plan: journal.plan.clone(),
+        source,
+        opts,
+        target_control,
+        source_history,
+        conninfo,
+        checkpoint_crc: journal.checkpoint_crc,
+        resume: Some(Box::new(journal)),
     })
 }
 

@@ -35,6 +35,7 @@ pub struct TargetDir {
     touched_dirs: BTreeSet<PathBuf>,
     open: Option<(String, File)>,
     bytes_written: u64,
+    synced: usize,
 }
 
 impl TargetDir {
@@ -55,6 +56,7 @@ impl TargetDir {
             touched_dirs: BTreeSet::new(),
             open: None,
             bytes_written: 0,
+            synced: 0,
         })
     }
 
@@ -218,8 +220,14 @@ impl TargetDir {
             return Ok(());
         }
         let full = self.path(rel)?;
-        std::os::unix::fs::symlink(link_target, &full)
-            .map_err(|e| Error::io("create symbolic link", &full, e))?;
+        // A resumed rebuild finds the link it made before.
+        let made_before = fs::read_link(&full)
+            .map(|t| t == Path::new(link_target))
+            .unwrap_or(false);
+        if !made_before {
+            std::os::unix::fs::symlink(link_target, &full)
+                .map_err(|e| Error::io("create symbolic link", &full, e))?;
+        }
         self.chown(&full)?;
         if let Some(parent) = full.parent() {
             self.touched_dirs.insert(parent.to_path_buf());
@@ -250,28 +258,36 @@ impl TargetDir {
         Ok(())
     }
 
-    /// Makes everything written durable, per the sync method: each touched file, then each
-    /// touched directory (so new and removed names are durable too).
+    /// Makes everything written since the last call durable, per the sync method: each
+    /// touched file, then each touched directory (so new and removed names are durable too).
     pub fn sync(&mut self) -> Result<()> {
         self.close_open();
         if self.dry_run {
             return Ok(());
         }
         match self.sync {
-            SyncMethod::None => Ok(()),
-            SyncMethod::Syncfs => syncfs(&self.root),
+            SyncMethod::None => {}
+            SyncMethod::Syncfs => syncfs(&self.root)?,
             SyncMethod::Fsync => {
                 for p in self.touched_files.iter().chain(self.touched_dirs.iter()) {
                     fsync_path(p)?;
                 }
-                Ok(())
             }
         }
+        self.synced += self.touched_count();
+        self.touched_files.clear();
+        self.touched_dirs.clear();
+        Ok(())
     }
 
-    /// Number of files and directories [`TargetDir::sync`] will fsync.
+    /// Number of files and directories the next [`TargetDir::sync`] will fsync.
     pub fn touched_count(&self) -> usize {
         self.touched_files.len() + self.touched_dirs.len()
+    }
+
+    /// Number of files and directories synced so far.
+    pub fn synced_count(&self) -> usize {
+        self.synced
     }
 }
 
