@@ -66,6 +66,16 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The source did not answer for longer than the read timeout (`--timeout`).
+    #[error("source server \"{peer}\" did not answer within {} s (--timeout) while {during}", after.as_secs_f64())]
+    Timeout {
+        /// The server as the user named it (never the password).
+        peer: String,
+        /// How long gsbuild waited.
+        after: std::time::Duration,
+        /// What gsbuild was waiting for ("fetching file ranges", "streaming WAL", …).
+        during: String,
+    },
     /// The journal of an interrupted rebuild cannot be used.
     #[error("rebuild journal \"{}\": {message}", path.display())]
     Journal {

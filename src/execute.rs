@@ -1,19 +1,20 @@
-//! Phases 6–7: carrying out a [`Plan`]. Directories and symlinks first, then every byte range
-//! (whole files, tails, changed blocks) in one batch through the source, then truncations and
-//! removals; then the source's WAL from the common redo point; then `backup_label`, optional
-//! standby configuration, a sync of everything touched, and `pg_control` last.
+//! Phases 6–7: carrying out a [`Plan`]. Directories and symlinks first, then truncations and
+//! removals, then every byte range (whole files, tails, changed blocks) in one batch through
+//! the source with the source's WAL from the common redo point streamed alongside
+//! ([`crate::transfer`]); then `backup_label`, optional standby configuration, a sync of
+//! everything touched, and `pg_control` last.
 
 use crate::control::{ControlFile, DbState};
 use crate::error::{Error, Result};
-use crate::filemap::{Action, FileKind, WalWindow};
+use crate::filemap::{Action, FileKind};
 use crate::journal::{self, HistoryEntry, Journal};
 use crate::lsn::{Lsn, TimeLineId};
 use crate::plan::{CommonCheckpoint, Plan};
 use crate::rewind::{Prepared, Reporter};
-use crate::source::{ChunkSink, FetchRange, Source};
+use crate::source::{FetchRange, Source};
 use crate::target::TargetDir;
-use crate::timeline::{parse_history, segment_file_name, TimeLineHistoryEntry};
-use std::collections::BTreeSet;
+use crate::timeline::TimeLineHistoryEntry;
+use crate::transfer::{self, Transferred};
 
 /// What a finished rebuild did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -22,6 +23,10 @@ pub struct Outcome {
     pub bytes_written: u64,
     /// WAL bytes streamed from the source.
     pub wal_bytes: u64,
+    /// Bytes of files and blocks fetched from the source (WAL not included).
+    pub fetched_data_bytes: u64,
+    /// Bytes of WAL fetched from the source.
+    pub fetched_wal_bytes: u64,
     /// WAL position recovery must reach before the target is consistent.
     pub min_recovery_point: Lsn,
     /// Its timeline.
@@ -42,7 +47,7 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         mut source,
         opts,
         target_control,
-        mut source_history,
+        source_history,
         conninfo,
         checkpoint_crc,
         resume,
@@ -51,6 +56,8 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         return Ok(Outcome {
             bytes_written: 0,
             wal_bytes: 0,
+            fetched_data_bytes: 0,
+            fetched_wal_bytes: 0,
             min_recovery_point: Lsn::INVALID,
             min_recovery_tli: TimeLineId(0),
             synced: 0,
@@ -111,40 +118,35 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
             j
         }
     };
-    if journal.files_done {
+    let seg_size = target_control.xlog_seg_size;
+    let wal_from = WalFrom {
+        start: wal.start,
+        history: &source_history,
+        seg_size,
+    };
+    let transferred = if journal.files_done {
         rep.step("file changes were completed by an earlier run");
+        // 6d. Only the WAL, to where the source is now.
+        wal_from.copy(source.as_mut(), &mut target, &[], rep)?
     } else {
-        apply_files(&plan, &opts, creates, source.as_mut(), &mut target, rep)?;
+        let t = apply_files(
+            &plan,
+            &opts,
+            creates,
+            source.as_mut(),
+            &mut target,
+            &wal_from,
+            rep,
+        )?;
         // Durable before the journal says so: a resumed run skips them.
         target.sync()?;
         journal.files_done = true;
         if !opts.dry_run {
             journal::write(&opts.target, &journal)?;
         }
-    }
-    // 6d. The source's WAL from the common redo point to where the source is now, which is at
-    // or after every change the copied files can hold.
-    let (end_tli, end) = source.wal_position()?;
-    if end_tli != source_history.last().map(|e| e.tli).unwrap_or(end_tli) {
-        source_history = refresh_history(source.as_mut(), end_tli)?;
-    }
-    let seg_size = target_control.xlog_seg_size;
-    let window = WalWindow {
-        first_segment: wal.start.segment(seg_size),
-        seg_size,
+        t
     };
-    rep.step(&format!(
-        "streaming WAL from {} to {end} on timeline {end_tli}",
-        wal.start
-    ));
-    let wal_bytes = stream_wal(
-        source.as_mut(),
-        &source_history,
-        &mut target,
-        &window,
-        wal.start,
-        end,
-    )?;
+    let (end, end_tli) = (transferred.end, transferred.end_tli);
     // 7. Finish: backup_label, standby configuration, sync, then pg_control.
     rep.step("creating backup label and updating control file");
     target.write_file_atomic("backup_label", backup_label(ckpt, seg_size).as_bytes())?;
@@ -170,24 +172,29 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     rep.info("Done!");
     Ok(Outcome {
         bytes_written: target.bytes_written(),
-        wal_bytes,
+        wal_bytes: transferred.wal_bytes,
+        fetched_data_bytes: transferred.data_bytes,
+        fetched_wal_bytes: transferred.wal_bytes,
         min_recovery_point: end,
         min_recovery_tli: end_tli,
         synced,
     })
 }
 
-/// 6a–6c: directories and symlinks, every byte range in one batch through the source, then
-/// truncations and removals (deepest paths first, from the plan's order). Every step is
-/// idempotent, so that a resumed run can do it again over a partly done target.
+/// 6a–6c: directories and symlinks, truncations and removals (deepest paths first, from the
+/// plan's order), then every byte range in one batch through the source with the WAL alongside.
+/// Removals come before the copy because the WAL stream may write a segment file of the same
+/// name as one the plan removes. Every step is idempotent, so that a resumed run can do it
+/// again over a partly done target.
 fn apply_files(
     plan: &Plan,
     opts: &crate::rewind::Options,
     creates: Vec<(&crate::plan::PlannedFile, Option<String>)>,
     source: &mut dyn Source,
     target: &mut TargetDir,
+    wal: &WalFrom<'_>,
     rep: &mut dyn Reporter,
-) -> Result<()> {
+) -> Result<Transferred> {
     for (f, location) in creates {
         match location {
             Some(loc) => {
@@ -198,19 +205,6 @@ fn apply_files(
         }
         crate::failpoint::hit("create");
     }
-    // Whole files start empty; then every range in one batch.
-    for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
-        target.truncate(&f.path, 0)?;
-    }
-    let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
-    let total: u64 = ranges.iter().map(|r| r.len).sum();
-    let mut counting = Counting {
-        target,
-        done: 0,
-        total,
-        rep,
-    };
-    source.fetch_ranges(&ranges, &mut counting)?;
     for f in &plan.files {
         match (f.action, &f.target) {
             (Action::Truncate, _) => {
@@ -222,7 +216,42 @@ fn apply_files(
         }
         crate::failpoint::hit("truncate-remove");
     }
-    Ok(())
+    // Whole files start empty; then every range in one batch.
+    for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
+        target.truncate(&f.path, 0)?;
+    }
+    let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
+    wal.copy(source, target, &ranges, rep)
+}
+
+/// Where the source's WAL is copied from.
+struct WalFrom<'a> {
+    /// First byte of the segment holding the common redo point.
+    start: Lsn,
+    /// The source's history when the plan was made.
+    history: &'a [TimeLineHistoryEntry],
+    seg_size: u32,
+}
+
+impl WalFrom<'_> {
+    /// `ranges`, and the WAL from here to where the source is once they are copied.
+    fn copy(
+        &self,
+        source: &mut dyn Source,
+        target: &mut TargetDir,
+        ranges: &[FetchRange],
+        rep: &mut dyn Reporter,
+    ) -> Result<Transferred> {
+        transfer::copy_and_stream(
+            source,
+            target,
+            ranges,
+            self.start,
+            self.history,
+            self.seg_size,
+            rep,
+        )
+    }
 }
 
 /// Where a tablespace the target lacks is created: the source's location, or its mapping. The
@@ -266,59 +295,6 @@ fn create_tablespace_dir(opts: &crate::rewind::Options, location: &str) -> Resul
     Ok(())
 }
 
-fn refresh_history(source: &mut dyn Source, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {
-    let text = source.timeline_history(tli)?.unwrap_or_default();
-    let text = String::from_utf8_lossy(&text).into_owned();
-    parse_history(&text, tli).map_err(|kind| Error::History {
-        path: format!("source timeline {tli} history").into(),
-        kind,
-    })
-}
-
-/// Writes the source's WAL `[start, end)` into `pg_wal`, one file per segment named as
-/// recovery will look for it; every segment written is padded to full size.
-fn stream_wal(
-    source: &mut dyn Source,
-    history: &[TimeLineHistoryEntry],
-    target: &mut TargetDir,
-    window: &WalWindow,
-    start: Lsn,
-    end: Lsn,
-) -> Result<u64> {
-    let seg_size = window.seg_size;
-    let mut written: BTreeSet<String> = BTreeSet::new();
-    let mut bytes = 0u64;
-    let mut reached = start;
-    source.read_wal(start, end, history, &mut |at, data| {
-        let mut pos = at;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let segno = pos.segment(seg_size);
-            let off = pos.segment_offset(seg_size);
-            let n = rest.len().min((u64::from(seg_size) - off) as usize);
-            let name = format!("pg_wal/{}", segment_file_name(history, segno, seg_size));
-            if written.insert(name.clone()) {
-                target.truncate(&name, u64::from(seg_size))?;
-            }
-            target.write_at(&name, off, &rest[..n])?;
-            if off + n as u64 == u64::from(seg_size) {
-                crate::failpoint::hit("wal-segment");
-            }
-            bytes += n as u64;
-            pos = Lsn(pos.0 + n as u64);
-            rest = &rest[n..];
-        }
-        reached = pos;
-        Ok(pos < end)
-    })?;
-    if reached < end {
-        return Err(Error::Usage(format!(
-            "the source's WAL ended at {reached}, before {end}"
-        )));
-    }
-    Ok(bytes)
-}
-
 fn backup_label(ckpt: &CommonCheckpoint, seg_size: u32) -> String {
     let file = ckpt.redo.segment(seg_size).file_name(ckpt.tli, seg_size);
     let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %Z");
@@ -358,31 +334,6 @@ fn write_recovery_conf(
         crate::pgconf::quote(&info.to_conninfo_string())
     ));
     target.write_file_atomic("postgresql.auto.conf", text.as_bytes())
-}
-
-/// A [`ChunkSink`] that reports progress.
-struct Counting<'a> {
-    target: &'a mut TargetDir,
-    done: u64,
-    total: u64,
-    rep: &'a mut dyn Reporter,
-}
-
-impl ChunkSink for Counting<'_> {
-    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
-        self.target.write_at(path, offset, data)?;
-        crate::failpoint::hit("copy-chunk");
-        self.done += data.len() as u64;
-        self.rep.progress(self.done, self.total);
-        Ok(())
-    }
-
-    fn vanished(&mut self, path: &str) -> Result<()> {
-        self.rep.debug(&format!(
-            "received null value for chunk for file \"{path}\", file has been deleted"
-        ));
-        self.target.vanished(path)
-    }
 }
 
 /// Runs a whole rebuild: prepare, then execute unless it is a dry run.

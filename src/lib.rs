@@ -35,6 +35,7 @@ pub mod rewind;
 pub mod source;
 pub mod target;
 pub mod timeline;
+pub mod transfer;
 pub mod version;
 pub mod walscan;
 pub mod xlog;

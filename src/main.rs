@@ -32,7 +32,21 @@ impl Dialect {
     }
 }
 
+/// Keeps glibc from holding on to freed large buffers. After a large `mmap`ed block (a 16 MiB
+/// WAL segment) is freed, glibc raises its mmap threshold to that size, and from then on every
+/// buffer up to it (1 MiB chunks, connection buffers) comes from the heap of whichever thread
+/// allocated it and stays mapped after it is freed: 20+ MiB of peak RSS on a large rebuild. A
+/// fixed threshold keeps such buffers `mmap`ed and returned to the system when freed.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let invoked_as = std::path::Path::new(&argv0)
         .file_name()

@@ -12,7 +12,7 @@ mod stream;
 pub(crate) mod tls;
 mod transport;
 
-pub use stream::{TimelineEnd, WalChunk, WalStream};
+pub use stream::{Streamed, TimelineEnd, WalChunk, WalStream};
 
 use crate::conninfo::{ConnInfo, Environment, Host, SslMode, Target};
 use crate::lsn::{Lsn, TimeLineId};

@@ -508,7 +508,8 @@ fn open_source(
         }
     };
     let info = ConnInfo::resolve(&connstr, &opts.env).map_err(|e| Error::Usage(e.to_string()))?;
-    let server = ServerSource::connect(info.clone(), opts.env.clone(), opts.client)?;
+    let mut server = ServerSource::connect(info.clone(), opts.env.clone(), opts.client)?;
+    server.set_jobs(opts.jobs);
     rep.step("connected to server");
     Ok((Box::new(server), Some(info)))
 }

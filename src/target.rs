@@ -25,6 +25,61 @@ pub enum SyncMethod {
     None,
 }
 
+/// Files [`TargetDir`] keeps open at once.
+const OPEN_FILES: usize = 8;
+/// Writeback of a file's new data is started once this many bytes were written to it, so that
+/// the disk works during the copy and the final fsync has little left to do (PostgreSQL's
+/// `*_flush_after`).
+const WRITEBACK_AFTER: u64 = 1 << 20;
+
+/// A file open for writing, with the span written since its writeback was last started.
+struct OpenFile {
+    rel: String,
+    file: File,
+    /// `[from, to)` of the bytes written and not yet handed to writeback.
+    dirty: Option<(u64, u64)>,
+    dirty_bytes: u64,
+}
+
+impl OpenFile {
+    /// Notes a write of `len` bytes at `offset`; starts writeback of the dirty span when it
+    /// holds enough (`start`), or when `force`.
+    fn wrote(&mut self, offset: u64, len: u64, start: bool) {
+        let end = offset + len;
+        self.dirty = Some(match self.dirty {
+            Some((from, to)) => (from.min(offset), to.max(end)),
+            None => (offset, end),
+        });
+        self.dirty_bytes += len;
+        if start && self.dirty_bytes >= WRITEBACK_AFTER {
+            self.start_writeback();
+        }
+    }
+
+    /// Asks the kernel to start writing the dirty span back, without waiting: a hint, whose
+    /// failure changes nothing (the fsync at the end is what makes data durable).
+    fn start_writeback(&mut self) {
+        if let Some((from, to)) = self.dirty.take() {
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::fd::AsRawFd;
+                // SAFETY: the descriptor is valid for the duration of the call.
+                unsafe {
+                    libc::sync_file_range(
+                        self.file.as_raw_fd(),
+                        from as libc::off64_t,
+                        (to - from) as libc::off64_t,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    );
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = (from, to);
+        }
+        self.dirty_bytes = 0;
+    }
+}
+
 /// The target data directory, opened for writing.
 pub struct TargetDir {
     root: PathBuf,
@@ -33,7 +88,9 @@ pub struct TargetDir {
     owner: Option<(u32, u32)>,
     touched_files: BTreeSet<PathBuf>,
     touched_dirs: BTreeSet<PathBuf>,
-    open: Option<(String, File)>,
+    /// Files kept open for positioned writes, most recently used first (at most
+    /// [`OPEN_FILES`]): the block copy and the WAL stream write to different files in turn.
+    open: Vec<OpenFile>,
     bytes_written: u64,
     synced: usize,
 }
@@ -54,7 +111,7 @@ impl TargetDir {
             owner,
             touched_files: BTreeSet::new(),
             touched_dirs: BTreeSet::new(),
-            open: None,
+            open: Vec::new(),
             bytes_written: 0,
             synced: 0,
         })
@@ -95,30 +152,57 @@ impl TargetDir {
     }
 
     fn close_open(&mut self) {
-        self.open = None;
+        self.open.clear();
     }
 
-    /// Opens (creating when missing) `rel` for positioned writes, keeping one file open at a
-    /// time, as block writes arrive grouped by file.
-    fn file(&mut self, rel: &str) -> Result<&File> {
-        if self.open.as_ref().map(|(p, _)| p.as_str()) != Some(rel) {
-            self.close_open();
-            let full = self.path(rel)?;
-            let existed = full.exists();
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&full)
-                .map_err(|e| Error::io("open file", &full, e))?;
-            if !existed {
-                self.chown(&full)?;
+    /// Whether new data is handed to writeback early (only when it will be synced).
+    fn early_writeback(&self) -> bool {
+        self.sync != SyncMethod::None
+    }
+
+    /// Opens (creating when missing) `rel` for positioned writes, keeping the few files last
+    /// written open, as writes arrive grouped by file.
+    fn file(&mut self, rel: &str) -> Result<&mut OpenFile> {
+        match self.open.iter().position(|o| o.rel == rel) {
+            Some(0) => {}
+            Some(i) => {
+                let f = self.open.remove(i);
+                self.open.insert(0, f);
             }
-            self.touch(&full);
-            self.open = Some((rel.to_string(), f));
+            None => {
+                let full = self.path(rel)?;
+                let existed = full.exists();
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&full)
+                    .map_err(|e| Error::io("open file", &full, e))?;
+                if !existed {
+                    self.chown(&full)?;
+                }
+                self.touch(&full);
+                if self.open.len() >= OPEN_FILES {
+                    let early = self.early_writeback();
+                    for mut evicted in self.open.drain(OPEN_FILES - 1..) {
+                        if early {
+                            evicted.start_writeback();
+                        }
+                    }
+                }
+                self.open.insert(
+                    0,
+                    OpenFile {
+                        rel: rel.to_string(),
+                        file,
+                        dirty: None,
+                        dirty_bytes: 0,
+                    },
+                );
+            }
         }
         let full = self.root.join(rel);
-        self.open.as_ref().map(|(_, f)| f).ok_or_else(|| {
+        self.open.first_mut().ok_or_else(|| {
             Error::io(
                 "open file",
                 full,
@@ -134,9 +218,13 @@ impl TargetDir {
         if self.dry_run {
             return Ok(());
         }
-        self.file(rel)?
+        let early = self.early_writeback();
+        let f = self.file(rel)?;
+        f.file
             .write_all_at(data, offset)
-            .map_err(|e| Error::io("write file", &full, e))
+            .map_err(|e| Error::io("write file", &full, e))?;
+        f.wrote(offset, data.len() as u64, early);
+        Ok(())
     }
 
     /// Truncates `rel` to `len` bytes (creating it empty when missing).
@@ -146,6 +234,7 @@ impl TargetDir {
         }
         let full = self.path(rel)?;
         self.file(rel)?
+            .file
             .set_len(len)
             .map_err(|e| Error::io("truncate file", &full, e))
     }
@@ -155,9 +244,7 @@ impl TargetDir {
         if self.dry_run {
             return Ok(());
         }
-        if self.open.as_ref().map(|(p, _)| p.as_str()) == Some(rel) {
-            self.close_open();
-        }
+        self.open.retain(|o| o.rel != rel);
         let full = self.path(rel)?;
         match fs::remove_file(&full) {
             Err(e) if !(missing_ok && e.kind() == std::io::ErrorKind::NotFound) => {

@@ -8,6 +8,7 @@ use crate::lsn::{Lsn, TimeLineId};
 use crate::Result;
 use bytes::{BufMut, Bytes, BytesMut};
 use postgres_protocol::message::frontend;
+use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A piece of WAL as the server sent it.
@@ -17,6 +18,17 @@ pub struct WalChunk {
     pub start: Lsn,
     /// The WAL bytes (contiguous with the previous chunk's end in a healthy stream).
     pub data: Bytes,
+}
+
+/// What [`WalStream::next_or`] returns.
+#[derive(Debug)]
+pub enum Streamed<T> {
+    /// A piece of WAL.
+    Wal(WalChunk),
+    /// The server ended the stream (see [`WalStream::timeline_end`]).
+    Ended,
+    /// The interrupting future completed first, with this value.
+    Interrupted(T),
 }
 
 /// How a historic timeline ended: the server's answer after it finished streaming it.
@@ -92,6 +104,21 @@ impl<'a> WalStream<'a> {
     /// [`WalStream::timeline_end`]). Waits as long as the server keeps answering keepalive
     /// requests; fails when it stays silent for the read timeout.
     pub async fn next(&mut self) -> Result<Option<WalChunk>> {
+        match self.next_or(&mut std::future::pending::<()>()).await? {
+            Streamed::Wal(chunk) => Ok(Some(chunk)),
+            Streamed::Ended | Streamed::Interrupted(()) => Ok(None),
+        }
+    }
+
+    /// As [`WalStream::next`], but returns [`Streamed::Interrupted`] as soon as `interrupt`
+    /// completes while waiting for the server. The stream stays usable (only a read that had
+    /// not received a whole message is abandoned, and what it read is kept), so the caller may
+    /// go on with [`WalStream::next`] or [`WalStream::stop`]. `interrupt` must not be passed
+    /// again once it completed.
+    pub async fn next_or<F: Future + Unpin>(
+        &mut self,
+        interrupt: &mut F,
+    ) -> Result<Streamed<F::Output>> {
         let opts = *self.client.options();
         while !self.finished {
             if self.last_status.elapsed() >= opts.status_interval {
@@ -101,18 +128,16 @@ impl<'a> WalStream<'a> {
             let wait = opts
                 .status_interval
                 .saturating_sub(self.last_status.elapsed());
-            let frame = match self
-                .client
-                .conn
-                .recv_within(wait.max(Duration::from_millis(1)))
-                .await?
-            {
+            // Reading is cancel-safe (`recv_within`); writing a status update is not, and is
+            // never raced.
+            let received = tokio::select! {
+                r = self.client.conn.recv_within(wait.max(Duration::from_millis(1))) => r?,
+                v = &mut *interrupt => return Ok(Streamed::Interrupted(v)),
+            };
+            let frame = match received {
                 Some(f) => f,
                 None if self.last_server_message.elapsed() >= opts.read_timeout => {
-                    return Err(self.client.conn.error(format!(
-                        "no message from server for {:?} while streaming WAL",
-                        opts.read_timeout
-                    )));
+                    return Err(self.client.conn.timeout(opts.read_timeout, "streaming WAL"));
                 }
                 None => continue,
             };
@@ -120,7 +145,7 @@ impl<'a> WalStream<'a> {
             match frame.tag {
                 b'd' => {
                     if let Some(chunk) = self.copy_data(frame.body).await? {
-                        return Ok(Some(chunk));
+                        return Ok(Streamed::Wal(chunk));
                     }
                 }
                 b'c' => self.server_done().await?,
@@ -142,7 +167,7 @@ impl<'a> WalStream<'a> {
                 }
             }
         }
-        Ok(None)
+        Ok(Streamed::Ended)
     }
 
     /// Handles one CopyData payload; returns WAL when it carried some.

@@ -108,10 +108,7 @@ impl Conn {
         match tokio::time::timeout(self.io_timeout, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.error(format!("could not send data to server: {e}"))),
-            Err(_) => Err(self.error(format!(
-                "timed out after {:?} sending data to server",
-                self.io_timeout
-            ))),
+            Err(_) => Err(self.timeout(self.io_timeout, "sending data to it")),
         }
     }
 
@@ -120,7 +117,16 @@ impl Conn {
         let limit = self.io_timeout;
         self.recv_within(limit)
             .await?
-            .ok_or_else(|| self.error(format!("no response from server within {limit:?}")))
+            .ok_or_else(|| self.timeout(limit, "waiting for its answer"))
+    }
+
+    /// An [`Error::Timeout`]: this connection's peer was silent for `after`.
+    pub fn timeout(&self, after: Duration, during: &str) -> Error {
+        Error::Timeout {
+            peer: self.peer.clone(),
+            after,
+            during: during.into(),
+        }
     }
 
     /// The next message, or `None` when none arrived within `wait`. Cancel-safe: bytes read

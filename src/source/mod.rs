@@ -2,16 +2,18 @@
 //! implementations, a stopped local data directory ([`local`]) and a live server ([`server`]).
 //!
 //! Used by phase 2 (control file, timeline history), phase 5 (file list) and phase 6 (ranges
-//! and WAL).
+//! and WAL, which a server source streams alongside the ranges: [`Source::copy_with_wal`]).
 
+pub mod batch;
+mod concurrent;
 pub mod local;
 pub mod server;
 pub mod sqlwal;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
-use crate::timeline::TimeLineHistoryEntry;
+use crate::timeline::{parse_history, TimeLineHistoryEntry};
 
 /// One path in the source's data directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +47,24 @@ pub trait ChunkSink {
     fn vanished(&mut self, path: &str) -> Result<()>;
 }
 
+/// Receives both what [`Source::copy_with_wal`] copies: chunks of files, and the source's WAL.
+pub trait TransferSink: ChunkSink {
+    /// Writes WAL read at `start` of the source's history `history` (which names its segment
+    /// files); `data` continues the previous call's bytes without a gap, except after a
+    /// timeline switch, where the next call may restart at the beginning of a segment.
+    fn wal(&mut self, start: Lsn, data: &[u8], history: &[TimeLineHistoryEntry]) -> Result<()>;
+}
+
+/// Where the WAL copied by [`Source::copy_with_wal`] ends: the source's position once every
+/// range was copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalEnd {
+    /// The source's timeline then.
+    pub tli: TimeLineId,
+    /// Its WAL position then ([`Source::wal_position`]); WAL was delivered at least up to it.
+    pub end: Lsn,
+}
+
 /// Receives the source's WAL: `data` starts at the given position and continues the previous
 /// call's bytes without a gap. Returns `Ok(false)` to stop reading.
 pub type WalSink<'a> = dyn FnMut(Lsn, &[u8]) -> Result<bool> + 'a;
@@ -69,6 +89,25 @@ pub trait Source {
 
     /// Copies `ranges` into `sink` (see the batching contract above).
     fn fetch_ranges(&mut self, ranges: &[FetchRange], sink: &mut dyn ChunkSink) -> Result<()>;
+
+    /// Copies `ranges` (as [`Source::fetch_ranges`]) and the source's WAL from `wal_start`
+    /// (segment aligned) along `history` (whose last entry is the source's current timeline),
+    /// all into `sink`. Once every range was delivered, the source's WAL position is taken
+    /// ([`Source::wal_position`]) and WAL is delivered at least up to it; that position is
+    /// returned. When the source changed timeline meanwhile, its new history names the rest.
+    ///
+    /// A server streams the WAL over its replication session while the ranges are copied;
+    /// the default (a local source, or a server without replication access) copies the ranges
+    /// first and reads the WAL after.
+    fn copy_with_wal(
+        &mut self,
+        ranges: &[FetchRange],
+        wal_start: Lsn,
+        history: &[TimeLineHistoryEntry],
+        sink: &mut dyn TransferSink,
+    ) -> Result<WalEnd> {
+        copy_then_wal(self, ranges, wal_start, history, sink)
+    }
 
     /// The source's current timeline and the WAL position up to which its WAL is durable and
     /// readable now: the flush position of a primary, the replay position of a standby, the
@@ -96,4 +135,60 @@ pub trait Source {
         history: &[TimeLineHistoryEntry],
         sink: &mut WalSink<'_>,
     ) -> Result<()>;
+}
+
+/// [`Source::copy_with_wal`] one after the other: the ranges, the position, then the WAL.
+pub fn copy_then_wal<S: Source + ?Sized>(
+    source: &mut S,
+    ranges: &[FetchRange],
+    wal_start: Lsn,
+    history: &[TimeLineHistoryEntry],
+    sink: &mut dyn TransferSink,
+) -> Result<WalEnd> {
+    source.fetch_ranges(ranges, sink)?;
+    let (tli, end) = source.wal_position()?;
+    let history = current_history(source, history, tli)?;
+    read_wal_until(source, wal_start, end, &history, sink)?;
+    Ok(WalEnd { tli, end })
+}
+
+/// `history`, or the source's history of `tli` when the source moved to that timeline since
+/// `history` was read.
+pub fn current_history<S: Source + ?Sized>(
+    source: &mut S,
+    history: &[TimeLineHistoryEntry],
+    tli: TimeLineId,
+) -> Result<Vec<TimeLineHistoryEntry>> {
+    if history.last().map(|e| e.tli) == Some(tli) {
+        return Ok(history.to_vec());
+    }
+    let text = source.timeline_history(tli)?.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).into_owned();
+    parse_history(&text, tli).map_err(|kind| Error::History {
+        path: format!("source timeline {tli} history").into(),
+        kind,
+    })
+}
+
+/// Reads the source's WAL `[start, end)` along `history` into `sink`; fails when the source's
+/// WAL ends before `end`.
+pub fn read_wal_until<S: Source + ?Sized>(
+    source: &mut S,
+    start: Lsn,
+    end: Lsn,
+    history: &[TimeLineHistoryEntry],
+    sink: &mut dyn TransferSink,
+) -> Result<()> {
+    let mut reached = start;
+    source.read_wal(start, end, history, &mut |at, data| {
+        sink.wal(at, data, history)?;
+        reached = Lsn(at.0 + data.len() as u64);
+        Ok(reached < end)
+    })?;
+    if reached < end {
+        return Err(Error::Usage(format!(
+            "the source's WAL ended at {reached}, before {end}"
+        )));
+    }
+    Ok(())
 }

@@ -1,12 +1,16 @@
 //! A live server as the source (`--source-server`): the file list in one recursive SQL query,
-//! file contents with `pg_read_binary_file` in batches of ranges, and WAL over a replication
-//! connection ([`crate::replication`]).
+//! file contents with `pg_read_binary_file` over up to `jobs` SQL sessions in parallel
+//! ([`super::concurrent`], queries cut by [`super::batch`]), and WAL over a replication
+//! connection ([`crate::replication`]), streamed alongside the copy.
 //!
-//! The SQL session is read-only and has every timeout that could cut a long copy turned off;
-//! the caller's own timeouts (connect, read) bound it instead.
+//! The SQL sessions are read-only and have every timeout that could cut a long copy turned
+//! off; the caller's own timeouts bound them instead: connecting (`connect_timeout`), and every
+//! wait for the server's next message (`read_timeout`, `--timeout`), which fails with
+//! [`Error::Timeout`] instead of hanging on a server that stopped answering.
 
+use super::concurrent::{self, AbortOnDrop, Delivery, Fetcher, Queue};
 use super::sqlwal;
-use super::{ChunkSink, FetchRange, Source, SourceFile, WalSink};
+use super::{ChunkSink, FetchRange, Source, SourceFile, TransferSink, WalEnd, WalSink};
 use crate::conninfo::{ConnInfo, Environment};
 use crate::error::{Error, Result};
 use crate::filemap::FileKind;
@@ -14,19 +18,26 @@ use crate::lsn::{Lsn, TimeLineId};
 use crate::replication::tls::client_config;
 use crate::replication::{ClientOptions, ReplicationClient};
 use crate::timeline::{history_file_name, TimeLineHistoryEntry};
+use futures_util::StreamExt;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::runtime::Runtime;
-use tokio_postgres::Client;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Largest range fetched in one piece (pg_rewind's chunk size).
-pub const MAX_CHUNK: u64 = 1 << 20;
-/// Most chunks in one query.
-pub const MAX_CHUNKS_PER_QUERY: usize = 1000;
+pub use super::batch::{split_chunks, MAX_CHUNK, MAX_CHUNKS_PER_QUERY};
 
 /// Session settings: a rebuild must not be cut by the role's or database's timeouts, and must
-/// never write.
+/// never write. JIT is off: the planner's estimates for the recursive listing cross the JIT
+/// thresholds, and compiling it costs the source 40 times what running it does (240 ms
+/// against 6 ms on a scale-100 pgbench cluster).
 const SESSION_SETUP: &str = "SET statement_timeout = 0; SET lock_timeout = 0; \
      SET idle_in_transaction_session_timeout = 0; SET default_transaction_read_only = on; \
-     SET search_path = pg_catalog";
+     SET search_path = pg_catalog; SET jit = off";
 
 /// The whole data directory, recursively, in one round trip. `pg_stat_file(…, true)` gives
 /// NULL for a file that vanished between the two calls; such rows are skipped. Tablespace
@@ -46,13 +57,73 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
   FROM files LEFT JOIN pg_tablespace t ON files.path = 'pg_tblspc/' AND t.oid::text = files.filename
  WHERE size IS NOT NULL";
 
-const FETCH_QUERY: &str = "SELECT path, begin, pg_read_binary_file(path, begin, len, true) \
+/// Reads a batch of ranges: one row per range, in order; NULL data when the file is gone.
+pub(super) const FETCH_QUERY: &str =
+    "SELECT path, begin, pg_read_binary_file(path, begin, len, true) \
      FROM unnest($1::text[], $2::int8[], $3::int4[]) AS x(path, begin, len)";
+
+/// The bound on every wait for the source, and the name errors give it.
+#[derive(Clone, Debug)]
+pub(super) struct Limits {
+    /// The server (redacted connection string).
+    pub peer: String,
+    /// `--timeout`.
+    pub read_timeout: Duration,
+}
+
+impl Limits {
+    /// Awaits `fut`, failing with [`Error::Timeout`] when it takes longer than the read
+    /// timeout.
+    pub async fn within<T>(&self, during: &str, fut: impl Future<Output = T>) -> Result<T> {
+        tokio::time::timeout(self.read_timeout, fut)
+            .await
+            .map_err(|_| Error::Timeout {
+                peer: self.peer.clone(),
+                after: self.read_timeout,
+                during: during.into(),
+            })
+    }
+}
+
+/// One SQL session's calls from synchronous code, each bounded by the read timeout.
+pub(super) struct Sql<'a> {
+    pub rt: &'a Runtime,
+    pub client: &'a Client,
+    pub limits: &'a Limits,
+}
+
+impl Sql<'_> {
+    /// The single row `query` returns.
+    pub fn query_one(
+        &self,
+        during: &str,
+        query: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        self.rt
+            .block_on(
+                self.limits
+                    .within(during, self.client.query_one(query, params)),
+            )?
+            .map_err(|e| source_err(query, e))
+    }
+}
+
+/// An SQL session, with the fetch query once prepared on it.
+struct Session {
+    client: Arc<Client>,
+    fetch: Option<Statement>,
+}
 
 /// A running server reached over SQL, plus a replication session for WAL.
 pub struct ServerSource {
     rt: Runtime,
-    client: Client,
+    /// Session 0 answers everything but range fetches; fetches use up to `jobs` sessions.
+    sessions: Vec<Session>,
+    jobs: usize,
+    config: tokio_postgres::Config,
+    connector: MakeRustlsConnect,
+    limits: Limits,
     info: ConnInfo,
     env: Environment,
     repl: Option<ReplicationClient>,
@@ -61,7 +132,8 @@ pub struct ServerSource {
     sql_wal: Option<String>,
 }
 
-fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
+/// An [`Error::Source`] for `query` (its first line), with the server's SQLSTATE and message.
+pub(super) fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
     let message = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),
@@ -72,9 +144,41 @@ fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
+/// Opens one SQL session and sets it up ([`SESSION_SETUP`]).
+async fn open_session(
+    config: tokio_postgres::Config,
+    connector: MakeRustlsConnect,
+    limits: Limits,
+) -> Result<Client> {
+    let (client, conn) = config
+        .connect(connector)
+        .await
+        .map_err(|e| Error::Connect {
+            peer: limits.peer.clone(),
+            message: match e.as_db_error() {
+                Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                None => e.to_string(),
+            },
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("source connection ended: {e}");
+        }
+    });
+    limits
+        .within(
+            "setting up the session",
+            client.batch_execute(SESSION_SETUP),
+        )
+        .await?
+        .map_err(|e| source_err(SESSION_SETUP, e))?;
+    Ok(client)
+}
+
 impl ServerSource {
-    /// Connects the SQL session (TLS per `sslmode`) to the server `info` names. The
-    /// replication session is opened when WAL is first needed.
+    /// Connects the SQL session (TLS per `sslmode`) to the server `info` names. Further
+    /// sessions (see [`ServerSource::set_jobs`]) are opened when a fetch needs them, the
+    /// replication session when WAL is first needed.
     pub fn connect(
         info: ConnInfo,
         env: Environment,
@@ -85,43 +189,36 @@ impl ServerSource {
             .enable_all()
             .build()
             .map_err(|e| Error::io("start runtime for", "source connection", e))?;
-        let peer = info.redacted();
+        let limits = Limits {
+            peer: info.redacted(),
+            read_timeout: options.read_timeout,
+        };
         let mut config = info.to_tokio_config(&env);
         if info.connect_timeout.is_none() {
             config.connect_timeout(options.connect_timeout);
         }
         let tls = client_config(info.sslmode, info.sslrootcert.as_deref()).map_err(|message| {
             Error::Connect {
-                peer: peer.clone(),
+                peer: limits.peer.clone(),
                 message,
             }
         })?;
-        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-        let client = rt.block_on(async {
-            let (client, conn) = config
-                .connect(connector)
-                .await
-                .map_err(|e| Error::Connect {
-                    peer: peer.clone(),
-                    message: match e.as_db_error() {
-                        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-                        None => e.to_string(),
-                    },
-                })?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("source connection ended: {e}");
-                }
-            });
-            client
-                .batch_execute(SESSION_SETUP)
-                .await
-                .map_err(|e| source_err(SESSION_SETUP, e))?;
-            Ok::<_, Error>(client)
-        })?;
+        let connector = MakeRustlsConnect::new(tls);
+        let client = rt.block_on(open_session(
+            config.clone(),
+            connector.clone(),
+            limits.clone(),
+        ))?;
         Ok(ServerSource {
             rt,
-            client,
+            sessions: vec![Session {
+                client: Arc::new(client),
+                fetch: None,
+            }],
+            jobs: 1,
+            config,
+            connector,
+            limits,
             info,
             env,
             repl: None,
@@ -130,9 +227,27 @@ impl ServerSource {
         })
     }
 
+    /// Fetch with up to `jobs` SQL sessions (`-j`; at least 1, the session already open).
+    pub fn set_jobs(&mut self, jobs: usize) {
+        self.jobs = jobs.max(1);
+    }
+
     /// The connection settings (for `primary_conninfo` with `-R`).
     pub fn conninfo(&self) -> &ConnInfo {
         &self.info
+    }
+
+    fn main_client(&self) -> &Client {
+        // The first session is opened by `connect` and never closed.
+        &self.sessions[0].client
+    }
+
+    fn sql(&self) -> Sql<'_> {
+        Sql {
+            rt: &self.rt,
+            client: self.main_client(),
+            limits: &self.limits,
+        }
     }
 
     /// Whether WAL must come over SQL: true once the server refused a replication session
@@ -159,10 +274,7 @@ impl ServerSource {
 
     fn wal_segment_size(&mut self) -> Result<u32> {
         const Q: &str = "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size'";
-        let row = self
-            .rt
-            .block_on(self.client.query_one(Q, &[]))
-            .map_err(|e| source_err(Q, e))?;
+        let row = self.sql().query_one("reading a setting", Q, &[])?;
         let size: i64 = row.try_get(0).map_err(|e| source_err(Q, e))?;
         u32::try_from(size)
             .ok()
@@ -195,91 +307,194 @@ impl ServerSource {
 
     /// Runs `sql` and returns the first column of the first row as text.
     pub fn query_text(&self, sql: &str) -> Result<Option<String>> {
-        self.rt.block_on(async {
-            let rows = self
-                .client
-                .simple_query(sql)
-                .await
-                .map_err(|e| source_err(sql, e))?;
-            for m in rows {
-                if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-                    return Ok(r.get(0).map(str::to_string));
-                }
+        let messages = self
+            .rt
+            .block_on(
+                self.limits
+                    .within("running a query", self.main_client().simple_query(sql)),
+            )?
+            .map_err(|e| source_err(sql, e))?;
+        for m in messages {
+            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                return Ok(r.get(0).map(str::to_string));
             }
-            Ok(None)
-        })
+        }
+        Ok(None)
     }
 
-    async fn fetch_batch(&self, batch: &[FetchRange], sink: &mut dyn ChunkSink) -> Result<()> {
-        let paths: Vec<&str> = batch.iter().map(|r| r.path.as_str()).collect();
-        let begins: Vec<i64> = batch.iter().map(|r| r.offset as i64).collect();
-        let lens: Vec<i32> = batch.iter().map(|r| r.len as i32).collect();
-        let rows = self
-            .client
-            .query(FETCH_QUERY, &[&paths, &begins, &lens])
-            .await
-            .map_err(|e| source_err(FETCH_QUERY, e))?;
-        if rows.len() != batch.len() {
-            return Err(Error::Source {
-                query: FETCH_QUERY.into(),
-                message: format!(
-                    "unexpected result set size {} (expected {})",
-                    rows.len(),
-                    batch.len()
-                ),
+    /// Sessions to run `queries` fetch queries on: up to `jobs` (never more than there are
+    /// queries), opening the missing ones together and preparing the fetch query on each. A
+    /// session the server refuses only means fewer sessions.
+    fn fetchers(&mut self, queries: usize) -> Result<Vec<Fetcher>> {
+        let want = self.jobs.min(queries).max(1);
+        if self.sessions.len() < want {
+            let opening: Vec<_> = (self.sessions.len()..want)
+                .map(|_| {
+                    self.rt.spawn(open_session(
+                        self.config.clone(),
+                        self.connector.clone(),
+                        self.limits.clone(),
+                    ))
+                })
+                .collect();
+            for handle in opening {
+                match self.rt.block_on(handle) {
+                    Ok(Ok(client)) => self.sessions.push(Session {
+                        client: Arc::new(client),
+                        fetch: None,
+                    }),
+                    Ok(Err(e)) => tracing::warn!("could not open another session: {e}"),
+                    Err(e) => tracing::warn!("could not open another session: {e}"),
+                }
+            }
+            tracing::debug!("fetching with {} sessions", self.sessions.len());
+        }
+        let mut out = Vec::new();
+        for s in self.sessions.iter_mut().take(want) {
+            let statement = match &s.fetch {
+                Some(st) => st.clone(),
+                None => {
+                    let prepare = s.client.prepare_typed(
+                        FETCH_QUERY,
+                        &[Type::TEXT_ARRAY, Type::INT8_ARRAY, Type::INT4_ARRAY],
+                    );
+                    let st = self
+                        .rt
+                        .block_on(self.limits.within("preparing a query", prepare))?
+                        .map_err(|e| source_err(FETCH_QUERY, e))?;
+                    s.fetch = Some(st.clone());
+                    st
+                }
+            };
+            out.push(Fetcher {
+                client: s.client.clone(),
+                statement,
             });
         }
-        for (row, want) in rows.iter().zip(batch) {
-            let path: &str = row.try_get(0).map_err(|e| source_err(FETCH_QUERY, e))?;
-            let begin: i64 = row.try_get(1).map_err(|e| source_err(FETCH_QUERY, e))?;
-            if path != want.path || begin as u64 != want.offset {
-                return Err(Error::Source {
-                    query: FETCH_QUERY.into(),
-                    message: format!(
-                        "received chunk for \"{path}\" at {begin}, expected \"{}\" at {}",
-                        want.path, want.offset
-                    ),
-                });
-            }
-            match row
-                .try_get::<_, Option<&[u8]>>(2)
-                .map_err(|e| source_err(FETCH_QUERY, e))?
-            {
-                None => sink.vanished(&want.path)?,
-                Some(data) if data.len() as u64 > want.len => {
-                    return Err(Error::Source {
-                        query: FETCH_QUERY.into(),
-                        message: format!(
-                            "received {} bytes for \"{path}\" at {begin}, asked for {}",
-                            data.len(),
-                            want.len
-                        ),
-                    });
-                }
-                Some(data) => sink.write(&want.path, want.offset, data)?,
+        Ok(out)
+    }
+
+    /// Starts one task per fetch session over the queries of `ranges`; returns the tasks.
+    fn start_fetch(
+        &mut self,
+        ranges: &[FetchRange],
+        tx: &mpsc::Sender<Delivery>,
+    ) -> Result<Vec<AbortOnDrop<()>>> {
+        let queries = super::batch::plan_queries(ranges);
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fetchers = self.fetchers(queries.len())?;
+        let queue: Queue = Arc::new(Mutex::new(VecDeque::from(queries)));
+        Ok(fetchers
+            .into_iter()
+            .map(|f| {
+                AbortOnDrop(self.rt.spawn(concurrent::fetch_session(
+                    f,
+                    queue.clone(),
+                    tx.clone(),
+                    self.limits.clone(),
+                )))
+            })
+            .collect())
+    }
+
+    /// [`Source::copy_with_wal`] with the WAL streamed during the copy on a replication
+    /// session of its own (`self.repl` stays free to answer [`Source::wal_position`]).
+    fn copy_alongside(
+        &mut self,
+        repl: ReplicationClient,
+        ranges: &[FetchRange],
+        wal_start: Lsn,
+        history: &[TimeLineHistoryEntry],
+        sink: &mut dyn TransferSink,
+    ) -> Result<WalEnd> {
+        let (tx, mut rx) = mpsc::channel(concurrent::CHANNEL_PARCELS);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let _wal_task = AbortOnDrop(self.rt.spawn(concurrent::stream_alongside(
+            repl,
+            wal_start,
+            history.to_vec(),
+            tx.clone(),
+            stop_rx,
+        )));
+        let fetch_tasks = self.start_fetch(ranges, &tx)?;
+        drop(tx);
+        let mut fetching = fetch_tasks.len();
+        let mut stopped = None;
+        while fetching > 0 {
+            match next_delivery(&mut rx)? {
+                Delivery::FetchDone => fetching -= 1,
+                other => handle(other, sink, history, &mut stopped)?,
             }
         }
-        Ok(())
+        // The copy is complete: everything it holds is in the source's WAL before this.
+        let (tli, end) = self.wal_position()?;
+        let same_timeline = history.last().map(|e| e.tli) == Some(tli);
+        let _ = stop_tx.send(if same_timeline { end } else { Lsn(0) });
+        let reached = loop {
+            if let Some(r) = stopped {
+                break r;
+            }
+            handle(next_delivery(&mut rx)?, sink, history, &mut stopped)?;
+        };
+        if reached < end {
+            // The source changed timeline during the copy: the rest along its new history,
+            // from the start of the segment (whose name may have changed with it).
+            let history = super::current_history(self, history, tli)?;
+            let seg_size = self.wal_segment_size()?;
+            let from = reached.segment(seg_size).start_lsn(seg_size);
+            tracing::debug!("source moved to timeline {tli}; WAL from {from} read again");
+            super::read_wal_until(self, from, end, &history, sink)?;
+        }
+        Ok(WalEnd { tli, end })
     }
 }
 
-/// Splits ranges into chunks of at most [`MAX_CHUNK`] bytes.
-pub fn split_chunks(ranges: &[FetchRange]) -> Vec<FetchRange> {
-    let mut out = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        let mut off = r.offset;
-        let end = r.offset + r.len;
-        while off < end {
-            let len = (end - off).min(MAX_CHUNK);
-            out.push(FetchRange {
-                path: r.path.clone(),
-                offset: off,
-                len,
-            });
-            off += len;
+fn next_delivery(rx: &mut mpsc::Receiver<Delivery>) -> Result<Delivery> {
+    rx.blocking_recv().ok_or_else(|| Error::Source {
+        query: FETCH_QUERY.into(),
+        message: "the copy's tasks ended without a result".into(),
+    })
+}
+
+/// Hands one delivery other than [`Delivery::FetchDone`] to the sink.
+fn handle(
+    d: Delivery,
+    sink: &mut dyn TransferSink,
+    history: &[TimeLineHistoryEntry],
+    stopped: &mut Option<Lsn>,
+) -> Result<()> {
+    match d {
+        Delivery::Chunks(parcel) => {
+            concurrent::deliver(parcel, sink)?;
         }
+        Delivery::Wal(chunk) => sink.wal(chunk.start, &chunk.data, history)?,
+        Delivery::WalStopped(reached) => *stopped = Some(reached),
+        Delivery::Failed(e) => return Err(e),
+        Delivery::FetchDone => {}
     }
-    out
+    Ok(())
+}
+
+/// A [`TransferSink`] for a fetch without WAL.
+struct NoWal<'a>(&'a mut dyn ChunkSink);
+
+impl ChunkSink for NoWal<'_> {
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+        self.0.write(path, offset, data)
+    }
+    fn vanished(&mut self, path: &str) -> Result<()> {
+        self.0.vanished(path)
+    }
+}
+
+impl TransferSink for NoWal<'_> {
+    fn wal(&mut self, start: Lsn, _: &[u8], _: &[TimeLineHistoryEntry]) -> Result<()> {
+        Err(Error::Usage(format!(
+            "unexpected WAL at {start} in a fetch"
+        )))
+    }
 }
 
 impl Source for ServerSource {
@@ -288,49 +503,77 @@ impl Source for ServerSource {
     }
 
     fn list_files(&mut self) -> Result<Vec<SourceFile>> {
-        let rows = self
-            .rt
-            .block_on(self.client.query(LIST_QUERY, &[]))
-            .map_err(|e| source_err(LIST_QUERY, e))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let get_err = |e| source_err(LIST_QUERY, e);
-            let path: String = row.try_get(0).map_err(get_err)?;
-            let size: i64 = row.try_get(1).map_err(get_err)?;
-            let isdir: bool = row.try_get(2).map_err(get_err)?;
-            let link: Option<String> = row.try_get(3).map_err(get_err)?;
-            let kind = match link {
-                Some(target) if !target.is_empty() => FileKind::Symlink { target },
-                _ if isdir => FileKind::Dir,
-                _ => FileKind::File {
-                    size: size.max(0) as u64,
-                },
-            };
-            out.push(SourceFile { path, kind });
-        }
-        Ok(out)
+        const DURING: &str = "listing files";
+        let limits = &self.limits;
+        let client = &self.sessions[0].client;
+        self.rt.block_on(async {
+            let no_params: [&(dyn ToSql + Sync); 0] = [];
+            let rows = limits
+                .within(DURING, client.query_raw(LIST_QUERY, no_params))
+                .await?
+                .map_err(|e| source_err(LIST_QUERY, e))?;
+            let mut rows = std::pin::pin!(rows);
+            let mut out = Vec::new();
+            while let Some(row) = limits.within(DURING, rows.next()).await? {
+                out.push(listed(&row.map_err(|e| source_err(LIST_QUERY, e))?)?);
+            }
+            Ok(out)
+        })
     }
 
     fn fetch_file(&mut self, path: &str) -> Result<Vec<u8>> {
         const Q: &str = "SELECT pg_read_binary_file($1)";
-        let row = self
-            .rt
-            .block_on(self.client.query_one(Q, &[&path]))
-            .map_err(|e| source_err(Q, e))?;
+        let row = self.sql().query_one("reading a file", Q, &[&path])?;
         row.try_get::<_, Vec<u8>>(0).map_err(|e| source_err(Q, e))
     }
 
     fn fetch_ranges(&mut self, ranges: &[FetchRange], sink: &mut dyn ChunkSink) -> Result<()> {
-        let chunks = split_chunks(ranges);
-        for batch in chunks.chunks(MAX_CHUNKS_PER_QUERY) {
-            self.rt.block_on(self.fetch_batch(batch, sink))?;
+        let (tx, mut rx) = mpsc::channel(concurrent::CHANNEL_PARCELS);
+        let tasks = self.start_fetch(ranges, &tx)?;
+        drop(tx);
+        let mut sink = NoWal(sink);
+        let mut fetching = tasks.len();
+        while fetching > 0 {
+            match next_delivery(&mut rx)? {
+                Delivery::FetchDone => fetching -= 1,
+                other => handle(other, &mut sink, &[], &mut None)?,
+            }
         }
         Ok(())
     }
 
+    fn copy_with_wal(
+        &mut self,
+        ranges: &[FetchRange],
+        wal_start: Lsn,
+        history: &[TimeLineHistoryEntry],
+        sink: &mut dyn TransferSink,
+    ) -> Result<WalEnd> {
+        if self.use_sql_wal() {
+            return super::copy_then_wal(self, ranges, wal_start, history, sink);
+        }
+        match self.rt.block_on(ReplicationClient::connect(
+            &self.info,
+            &self.env,
+            self.options,
+        )) {
+            Ok(repl) => self.copy_alongside(repl, ranges, wal_start, history, sink),
+            Err(e) => {
+                tracing::warn!(
+                    "no second replication connection ({e}); streaming WAL after the copy"
+                );
+                super::copy_then_wal(self, ranges, wal_start, history, sink)
+            }
+        }
+    }
+
     fn setting(&mut self, name: &str) -> Result<Option<String>> {
         const Q: &str = "SELECT current_setting($1, true)";
-        let row = match self.rt.block_on(self.client.query_one(Q, &[&name])) {
+        let answer = self.rt.block_on(self.limits.within(
+            "reading a setting",
+            self.main_client().query_one(Q, &[&name]),
+        ))?;
+        let row = match answer {
             Ok(row) => row,
             // Some settings (data_directory) need pg_read_all_settings; a least-privilege
             // role cannot see them, which only skips the check that needs them.
@@ -347,7 +590,7 @@ impl Source for ServerSource {
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {
         if self.use_sql_wal() {
-            return sqlwal::wal_position(&self.rt, &self.client);
+            return sqlwal::wal_position(&self.sql());
         }
         let (rt, r) = self.replication()?;
         let id = rt.block_on(r.identify_system())?;
@@ -377,7 +620,7 @@ impl Source for ServerSource {
     ) -> Result<()> {
         if self.use_sql_wal() {
             let seg_size = self.wal_segment_size()?;
-            return sqlwal::read_wal(&self.rt, &self.client, seg_size, start, end, history, sink);
+            return sqlwal::read_wal(&self.sql(), seg_size, start, end, history, sink);
         }
         let (rt, r) = self.replication()?;
         rt.block_on(stream_along_history(r, start, end, history, sink))
@@ -435,20 +678,19 @@ async fn stream_along_history(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks() {
-        let r = |p: &str, o, l| FetchRange {
-            path: p.into(),
-            offset: o,
-            len: l,
-        };
-        let got = split_chunks(&[r("a", 10, 3 * MAX_CHUNK + 5), r("b", 0, 0), r("c", 0, 1)]);
-        assert_eq!(got.len(), 5);
-        assert_eq!(got[3], r("a", 10 + 3 * MAX_CHUNK, 5));
-        assert_eq!(got[4], r("c", 0, 1));
-    }
+/// One row of [`LIST_QUERY`].
+fn listed(row: &Row) -> Result<SourceFile> {
+    let get_err = |e| source_err(LIST_QUERY, e);
+    let path: String = row.try_get(0).map_err(get_err)?;
+    let size: i64 = row.try_get(1).map_err(get_err)?;
+    let isdir: bool = row.try_get(2).map_err(get_err)?;
+    let link: Option<String> = row.try_get(3).map_err(get_err)?;
+    let kind = match link {
+        Some(target) if !target.is_empty() => FileKind::Symlink { target },
+        _ if isdir => FileKind::Dir,
+        _ => FileKind::File {
+            size: size.max(0) as u64,
+        },
+    };
+    Ok(SourceFile { path, kind })
 }

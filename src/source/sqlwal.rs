@@ -5,12 +5,11 @@
 //! writes; `pg_control_checkpoint()` is stale until the next checkpoint and needs more
 //! privileges), and segment contents with `pg_read_binary_file`.
 
+use super::server::Sql;
 use super::WalSink;
 use crate::error::{Error, Result};
 use crate::lsn::{Lsn, TimeLineId};
 use crate::timeline::{segment_file_name, TimeLineHistoryEntry};
-use tokio::runtime::Runtime;
-use tokio_postgres::Client;
 
 /// Bytes read per query.
 const CHUNK: u64 = 1 << 20;
@@ -27,14 +26,12 @@ fn err(query: &str, e: tokio_postgres::Error) -> Error {
 }
 
 /// The source's timeline and the position up to which its WAL is on disk.
-pub fn wal_position(rt: &Runtime, client: &Client) -> Result<(TimeLineId, Lsn)> {
+pub(super) fn wal_position(sql: &Sql<'_>) -> Result<(TimeLineId, Lsn)> {
     const Q: &str = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
          ELSE pg_current_wal_flush_lsn() END::text, \
          (SELECT max(('x' || substr(f, 1, 8))::bit(32)::int) FROM pg_ls_dir('pg_wal', true, false) f \
            WHERE f ~ '^[0-9A-F]{8}\\.history$')";
-    let row = rt
-        .block_on(client.query_one(Q, &[]))
-        .map_err(|e| err(Q, e))?;
+    let row = sql.query_one("reading the WAL position", Q, &[])?;
     let lsn: Option<String> = row.try_get(0).map_err(|e| err(Q, e))?;
     let tli: Option<i32> = row.try_get(1).map_err(|e| err(Q, e))?;
     let lsn = lsn
@@ -51,9 +48,8 @@ pub fn wal_position(rt: &Runtime, client: &Client) -> Result<(TimeLineId, Lsn)> 
 }
 
 /// Reads WAL segment files along `history` from `start`, until `end` or the sink says stop.
-pub fn read_wal(
-    rt: &Runtime,
-    client: &Client,
+pub(super) fn read_wal(
+    sql: &Sql<'_>,
     seg_size: u32,
     start: Lsn,
     end: Lsn,
@@ -69,9 +65,7 @@ pub fn read_wal(
         let len = (u64::from(seg_size) - off)
             .min(CHUNK)
             .min(end.0.saturating_sub(pos.0).max(1));
-        let row = rt
-            .block_on(client.query_one(Q, &[&path, &(off as i64), &(len as i64)]))
-            .map_err(|e| err(Q, e))?;
+        let row = sql.query_one("reading WAL", Q, &[&path, &(off as i64), &(len as i64)])?;
         let data: Option<Vec<u8>> = row.try_get(0).map_err(|e| err(Q, e))?;
         let Some(data) = data.filter(|d| !d.is_empty()) else {
             return Err(Error::Source {

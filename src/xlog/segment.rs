@@ -129,12 +129,14 @@ impl<S: SegmentSource> WalReader<S> {
         if let Some((_, b)) = self.cache.iter().find(|(n, _)| *n == segno) {
             return Ok(Some(b.clone()));
         }
-        let Some(b) = self.source.read_segment(segno)? else {
-            return Ok(None);
-        };
+        // Evicted before the read, so that no more than two segments are ever held (a third
+        // would be 16 MiB more of peak memory).
         if self.cache.len() == 2 {
             self.cache.remove(0);
         }
+        let Some(b) = self.source.read_segment(segno)? else {
+            return Ok(None);
+        };
         self.cache.push((segno, b.clone()));
         Ok(Some(b))
     }

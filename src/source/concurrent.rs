@@ -1,0 +1,307 @@
+//! The concurrent half of a server source's copy (phase 6): fetch sessions running pipelined
+//! range queries (two in flight: the next is sent before the rows of the current one are read,
+//! so the server never waits for a round trip) whose rows are streamed, not buffered, and the WAL stream on a replication
+//! session of its own. Both hand what they read to the caller's thread through one bounded
+//! channel of [`Delivery`] values, where the sink writes it; nothing here touches the target.
+//!
+//! Memory is bounded by the channel ([`CHANNEL_PARCELS`] parcels of about [`PARCEL_BYTES`])
+//! plus one parcel being filled and the socket buffers of each session — not by the size of
+//! a query or of the cluster.
+
+use super::server::{source_err, Limits, FETCH_QUERY};
+use super::{ChunkSink, FetchRange};
+use crate::error::{Error, Result};
+use crate::lsn::Lsn;
+use crate::replication::{ReplicationClient, Streamed, WalChunk};
+use crate::timeline::TimeLineHistoryEntry;
+use futures_util::StreamExt;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, RowStream, Statement};
+
+/// Parcels the channel to the caller's thread holds.
+pub const CHANNEL_PARCELS: usize = 4;
+/// Rows are sent to the caller's thread in parcels of about this many bytes of data (a row of
+/// a whole 1 MiB chunk is a parcel of its own), so that small blocks do not cost a thread
+/// wake-up each.
+pub const PARCEL_BYTES: usize = 1 << 20;
+
+const FETCHING: &str = "fetching file ranges";
+
+/// What the tasks hand to the caller's thread.
+pub enum Delivery {
+    /// Rows of a fetch query, each with the range it answers (checked: same path and offset,
+    /// not longer than asked).
+    Chunks(Vec<(FetchRange, Row)>),
+    /// WAL from the stream.
+    Wal(WalChunk),
+    /// A fetch session found the queue empty and finished.
+    FetchDone,
+    /// The WAL stream stopped, having delivered everything before this position.
+    WalStopped(Lsn),
+    /// A task failed; the copy fails with this error.
+    Failed(Error),
+}
+
+/// A task that is aborted when the handle is dropped (so that an error on the caller's side
+/// stops every session).
+pub struct AbortOnDrop<T>(pub JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One SQL session ready to fetch.
+pub struct Fetcher {
+    /// The session.
+    pub client: Arc<Client>,
+    /// [`FETCH_QUERY`], prepared on it.
+    pub statement: Statement,
+}
+
+/// The queries of one fetch, taken by the sessions in order.
+pub type Queue = Arc<Mutex<VecDeque<Vec<FetchRange>>>>;
+
+fn gone() -> Error {
+    Error::Usage("the copy was abandoned".into())
+}
+
+/// Runs queries from `queue` on one session until it is empty, then reports
+/// [`Delivery::FetchDone`] (or [`Delivery::Failed`]).
+pub async fn fetch_session(f: Fetcher, queue: Queue, tx: mpsc::Sender<Delivery>, limits: Limits) {
+    let last = match fetch_loop(&f, &queue, &tx, &limits).await {
+        Ok(()) => Delivery::FetchDone,
+        Err(e) => Delivery::Failed(e),
+    };
+    let _ = tx.send(last).await;
+}
+
+async fn fetch_loop(
+    f: &Fetcher,
+    queue: &Queue,
+    tx: &mpsc::Sender<Delivery>,
+    limits: &Limits,
+) -> Result<()> {
+    let take = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+    let start = |batch: Vec<FetchRange>| {
+        let query = send_query(f.client.clone(), f.statement.clone(), &batch);
+        (batch, AbortOnDrop(tokio::spawn(query)))
+    };
+    let mut next = take().map(start);
+    while let Some((batch, mut query)) = next.take() {
+        // The rows of the query before were all read: the answer depends on the server alone.
+        let rows = limits
+            .within(FETCHING, &mut query.0)
+            .await?
+            .map_err(|e| Error::Source {
+                query: FETCH_QUERY.into(),
+                message: format!("fetch task failed: {e}"),
+            })?
+            .map_err(|e| source_err(FETCH_QUERY, e))?;
+        // Pipelining: the next query goes out before these rows are read, so the server has
+        // it when it finishes this one. Sending it only now that this one was answered keeps
+        // the two in order on the connection (each query's rows come after the previous
+        // query's, and are read in that order).
+        next = take().map(start);
+        receive(rows, batch, tx, limits).await?;
+    }
+    Ok(())
+}
+
+/// Sends one fetch query for `batch` (the rows are read by [`receive`]).
+fn send_query(
+    client: Arc<Client>,
+    statement: Statement,
+    batch: &[FetchRange],
+) -> impl std::future::Future<Output = std::result::Result<RowStream, tokio_postgres::Error>> {
+    let paths: Vec<String> = batch.iter().map(|r| r.path.clone()).collect();
+    let begins: Vec<i64> = batch.iter().map(|r| r.offset as i64).collect();
+    let lens: Vec<i32> = batch.iter().map(|r| r.len as i32).collect();
+    async move {
+        let params: [&(dyn ToSql + Sync); 3] = [&paths, &begins, &lens];
+        client.query_raw(&statement, params).await
+    }
+}
+
+/// Reads the rows answering `batch`, checks each against its range, and sends them on in
+/// parcels.
+async fn receive(
+    rows: RowStream,
+    batch: Vec<FetchRange>,
+    tx: &mpsc::Sender<Delivery>,
+    limits: &Limits,
+) -> Result<()> {
+    let mut rows = std::pin::pin!(rows);
+    let expected = batch.len();
+    let mut parcel = Vec::new();
+    let mut bytes = 0usize;
+    for (i, want) in batch.into_iter().enumerate() {
+        let row = match limits.within(FETCHING, rows.next()).await? {
+            Some(r) => r.map_err(|e| source_err(FETCH_QUERY, e))?,
+            None => return Err(size_mismatch(i, expected)),
+        };
+        bytes += check_row(&row, &want)?;
+        parcel.push((want, row));
+        if bytes >= PARCEL_BYTES {
+            tx.send(Delivery::Chunks(std::mem::take(&mut parcel)))
+                .await
+                .map_err(|_| gone())?;
+            bytes = 0;
+        }
+    }
+    if !parcel.is_empty() {
+        tx.send(Delivery::Chunks(parcel))
+            .await
+            .map_err(|_| gone())?;
+    }
+    match limits.within(FETCHING, rows.next()).await? {
+        None => Ok(()),
+        Some(Err(e)) => Err(source_err(FETCH_QUERY, e)),
+        Some(Ok(_)) => Err(size_mismatch(expected + 1, expected)),
+    }
+}
+
+fn size_mismatch(got: usize, expected: usize) -> Error {
+    Error::Source {
+        query: FETCH_QUERY.into(),
+        message: format!("unexpected result set size {got} (expected {expected})"),
+    }
+}
+
+/// Checks that `row` answers `want` (same path and offset, no more bytes than asked for);
+/// returns its number of bytes (0 for NULL: the file vanished).
+fn check_row(row: &Row, want: &FetchRange) -> Result<usize> {
+    let path: &str = row.try_get(0).map_err(|e| source_err(FETCH_QUERY, e))?;
+    let begin: i64 = row.try_get(1).map_err(|e| source_err(FETCH_QUERY, e))?;
+    if path != want.path || u64::try_from(begin).ok() != Some(want.offset) {
+        return Err(Error::Source {
+            query: FETCH_QUERY.into(),
+            message: format!(
+                "received chunk for \"{path}\" at {begin}, expected \"{}\" at {}",
+                want.path, want.offset
+            ),
+        });
+    }
+    match row
+        .try_get::<_, Option<&[u8]>>(2)
+        .map_err(|e| source_err(FETCH_QUERY, e))?
+    {
+        None => Ok(0),
+        Some(data) if data.len() as u64 > want.len => Err(Error::Source {
+            query: FETCH_QUERY.into(),
+            message: format!(
+                "received {} bytes for \"{path}\" at {begin}, asked for {}",
+                data.len(),
+                want.len
+            ),
+        }),
+        Some(data) => Ok(data.len()),
+    }
+}
+
+/// Hands checked rows to the sink (on the caller's thread); returns the bytes written.
+pub fn deliver(parcel: Vec<(FetchRange, Row)>, sink: &mut dyn ChunkSink) -> Result<u64> {
+    let mut bytes = 0;
+    for (want, row) in parcel {
+        match row
+            .try_get::<_, Option<&[u8]>>(2)
+            .map_err(|e| source_err(FETCH_QUERY, e))?
+        {
+            None => sink.vanished(&want.path)?,
+            Some(data) => {
+                sink.write(&want.path, want.offset, data)?;
+                bytes += data.len() as u64;
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// Streams WAL from `start` along `history` on `repl` until told where to stop through
+/// `stop_at` (everything before that position delivered), or until the server ends a
+/// timeline that `history` does not know the successor of; then reports
+/// [`Delivery::WalStopped`] with the position reached (or [`Delivery::Failed`]).
+pub async fn stream_alongside(
+    mut repl: ReplicationClient,
+    start: Lsn,
+    history: Vec<TimeLineHistoryEntry>,
+    tx: mpsc::Sender<Delivery>,
+    mut stop_at: oneshot::Receiver<Lsn>,
+) {
+    let last = match stream_loop(&mut repl, start, &history, &tx, &mut stop_at).await {
+        Ok(reached) => Delivery::WalStopped(reached),
+        Err(e) => Delivery::Failed(e),
+    };
+    let _ = tx.send(last).await;
+}
+
+async fn stream_loop(
+    repl: &mut ReplicationClient,
+    start: Lsn,
+    history: &[TimeLineHistoryEntry],
+    tx: &mpsc::Sender<Delivery>,
+    stop_at: &mut oneshot::Receiver<Lsn>,
+) -> Result<Lsn> {
+    let mut pos = start;
+    let mut end: Option<Lsn> = None;
+    loop {
+        let Some(entry) = history.iter().find(|e| e.contains(pos)) else {
+            return Ok(pos);
+        };
+        let query = format!("START_REPLICATION {pos} TIMELINE {}", entry.tli);
+        let mut stream = repl.start_replication(pos, entry.tli).await?;
+        let server_ended = loop {
+            if end.is_some_and(|e| pos >= e) {
+                break false;
+            }
+            let next = if end.is_none() {
+                match stream.next_or(stop_at).await? {
+                    Streamed::Interrupted(Ok(e)) => {
+                        end = Some(e);
+                        continue;
+                    }
+                    Streamed::Interrupted(Err(_)) => return Err(gone()),
+                    Streamed::Wal(chunk) => Some(chunk),
+                    Streamed::Ended => None,
+                }
+            } else {
+                stream.next().await?
+            };
+            let Some(chunk) = next else { break true };
+            if chunk.start != pos {
+                return Err(Error::Source {
+                    query,
+                    message: format!("received WAL at {}, expected {pos}", chunk.start),
+                });
+            }
+            pos = Lsn(pos.0 + chunk.data.len() as u64);
+            stream.set_flushed(pos);
+            tx.send(Delivery::Wal(chunk)).await.map_err(|_| gone())?;
+        };
+        if !server_ended {
+            stream.stop().await?;
+            return Ok(pos);
+        }
+        // The server ended a historic timeline: go on at its switch point on the next one,
+        // when the history knows it (else the caller goes on with the source's new history).
+        match stream.timeline_end() {
+            Some(te) if te.switch >= pos => {
+                if !history.iter().any(|e| e.tli == te.next_tli) {
+                    return Ok(pos);
+                }
+                pos = te.switch;
+            }
+            _ => {
+                return Err(Error::Source {
+                    query,
+                    message: "the server ended the WAL stream early".into(),
+                })
+            }
+        }
+    }
+}

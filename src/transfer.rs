@@ -1,0 +1,127 @@
+//! Phase 6b: copying the plan's byte ranges (whole files, tails, changed blocks) and the
+//! source's WAL from the common redo point, together ([`crate::source::Source::copy_with_wal`]:
+//! a server streams the WAL while its SQL sessions fetch blocks), into the target.
+//!
+//! Everything arrives on the caller's thread, where [`TransferWriter`] writes it through the
+//! one [`TargetDir`]: chunks at their offsets, WAL into `pg_wal` segment files named along the
+//! source's history ([`segment_file_name`]), each created empty and padded to full size.
+
+use crate::error::Result;
+use crate::lsn::{Lsn, TimeLineId};
+use crate::rewind::Reporter;
+use crate::source::{ChunkSink, FetchRange, Source, TransferSink};
+use crate::target::TargetDir;
+use crate::timeline::{segment_file_name, TimeLineHistoryEntry};
+use std::collections::BTreeSet;
+
+/// What [`copy_and_stream`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transferred {
+    /// Bytes of files and blocks received from the source.
+    pub data_bytes: u64,
+    /// Bytes of WAL received from the source.
+    pub wal_bytes: u64,
+    /// The source's WAL position once the ranges were copied: recovery must reach it.
+    pub end: Lsn,
+    /// Its timeline.
+    pub end_tli: TimeLineId,
+}
+
+/// Copies `ranges` and the source's WAL from `wal_start` (the first byte of the segment
+/// holding the common redo point) along `history` into `target`; see the module docs.
+pub fn copy_and_stream(
+    source: &mut dyn Source,
+    target: &mut TargetDir,
+    ranges: &[FetchRange],
+    wal_start: Lsn,
+    history: &[TimeLineHistoryEntry],
+    seg_size: u32,
+    rep: &mut dyn Reporter,
+) -> Result<Transferred> {
+    let total: u64 = ranges.iter().map(|r| r.len).sum();
+    rep.step(&format!(
+        "copying {total} bytes and streaming WAL from {wal_start} alongside"
+    ));
+    let mut w = TransferWriter {
+        target,
+        seg_size,
+        segments: BTreeSet::new(),
+        data_bytes: 0,
+        wal_bytes: 0,
+        total,
+        rep,
+    };
+    let end = source.copy_with_wal(ranges, wal_start, history, &mut w)?;
+    let (data_bytes, wal_bytes) = (w.data_bytes, w.wal_bytes);
+    rep.step(&format!(
+        "copied {data_bytes} bytes; streamed {wal_bytes} bytes of WAL from {wal_start} to {} on timeline {}",
+        end.end, end.tli
+    ));
+    Ok(Transferred {
+        data_bytes,
+        wal_bytes,
+        end: end.end,
+        end_tli: end.tli,
+    })
+}
+
+/// Writes what a transfer delivers into the target, counting it.
+struct TransferWriter<'a> {
+    target: &'a mut TargetDir,
+    seg_size: u32,
+    /// WAL segment files this transfer created (each is created empty once, then filled).
+    segments: BTreeSet<String>,
+    data_bytes: u64,
+    wal_bytes: u64,
+    total: u64,
+    rep: &'a mut dyn Reporter,
+}
+
+impl ChunkSink for TransferWriter<'_> {
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+        self.target.write_at(path, offset, data)?;
+        crate::failpoint::hit("copy-chunk");
+        self.data_bytes += data.len() as u64;
+        self.rep.progress(self.data_bytes, self.total);
+        Ok(())
+    }
+
+    fn vanished(&mut self, path: &str) -> Result<()> {
+        self.rep.debug(&format!(
+            "received null value for chunk for file \"{path}\", file has been deleted"
+        ));
+        self.target.vanished(path)
+    }
+}
+
+impl TransferSink for TransferWriter<'_> {
+    fn wal(&mut self, start: Lsn, data: &[u8], history: &[TimeLineHistoryEntry]) -> Result<()> {
+        let seg_size = u64::from(self.seg_size);
+        let mut pos = start;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let segno = pos.segment(self.seg_size);
+            let off = pos.segment_offset(self.seg_size);
+            let n = rest.len().min((seg_size - off) as usize);
+            let name = format!(
+                "pg_wal/{}",
+                segment_file_name(history, segno, self.seg_size)
+            );
+            if self.segments.insert(name.clone()) {
+                // Whatever a file of that name held (a resumed run's partial copy) goes: the
+                // bytes after the end of the stream must be zeros, never stale WAL.
+                self.target.truncate(&name, 0)?;
+                self.target.truncate(&name, seg_size)?;
+            }
+            let (chunk, after) = rest.split_at(n);
+            self.target.write_at(&name, off, chunk)?;
+            if off + n as u64 == seg_size {
+                crate::failpoint::hit("wal-segment");
+            }
+            self.wal_bytes += n as u64;
+            pos = Lsn(pos.0 + n as u64);
+            rest = after;
+        }
+        Ok(())
+    }
+}
