@@ -125,3 +125,75 @@ impl TransferSink for TransferWriter<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::SyncMethod;
+    use crate::timeline::parse_history;
+
+    struct Quiet;
+    impl Reporter for Quiet {
+        fn info(&mut self, _: &str) {}
+    }
+
+    const SEG: u32 = 1 << 20;
+
+    fn writer<'a>(target: &'a mut TargetDir, rep: &'a mut Quiet) -> TransferWriter<'a> {
+        TransferWriter {
+            target,
+            seg_size: SEG,
+            segments: BTreeSet::new(),
+            data_bytes: 0,
+            wal_bytes: 0,
+            total: 0,
+            rep,
+        }
+    }
+
+    #[test]
+    fn wal_goes_to_segments_named_along_the_history_and_padded() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("pg_wal")).unwrap();
+        // A stale file of a name the stream writes: nothing of it may survive.
+        let stale = d.path().join("pg_wal/000000010000000000000004");
+        std::fs::write(&stale, vec![0xAB; SEG as usize]).unwrap();
+        let mut target = TargetDir::new(d.path(), false, SyncMethod::None).unwrap();
+        let mut rep = Quiet;
+        let mut w = writer(&mut target, &mut rep);
+        // Timeline 2 begins inside segment 5.
+        let history = parse_history("1\t0/580000\tpromoted\n", TimeLineId(2)).unwrap();
+        let start = Lsn(4 * u64::from(SEG));
+        let first = vec![1u8; SEG as usize + 1000];
+        w.wal(start, &first, &history).unwrap();
+        w.wal(Lsn(start.0 + first.len() as u64), &[2u8; 500], &history)
+            .unwrap();
+        assert_eq!(w.wal_bytes, first.len() as u64 + 500);
+        let seg4 = std::fs::read(&stale).unwrap();
+        assert_eq!(seg4, vec![1u8; SEG as usize]);
+        assert!(!d.path().join("pg_wal/000000010000000000000005").exists());
+        let seg5 = std::fs::read(d.path().join("pg_wal/000000020000000000000005")).unwrap();
+        assert_eq!(seg5.len(), SEG as usize, "padded to a whole segment");
+        assert!(seg5[..1000].iter().all(|&b| b == 1));
+        assert!(seg5[1000..1500].iter().all(|&b| b == 2));
+        assert!(seg5[1500..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn chunks_are_written_at_their_offsets_and_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let mut target = TargetDir::new(d.path(), false, SyncMethod::None).unwrap();
+        let mut rep = Quiet;
+        let mut w = writer(&mut target, &mut rep);
+        w.write("f", 8192, b"block").unwrap();
+        w.write("g", 0, b"x").unwrap();
+        w.write("f", 0, b"head").unwrap();
+        assert_eq!(w.data_bytes, 10);
+        let f = std::fs::read(d.path().join("f")).unwrap();
+        assert_eq!(f.len(), 8192 + 5);
+        assert_eq!(&f[..4], b"head");
+        assert_eq!(&f[8192..], b"block");
+        w.vanished("g").unwrap();
+        assert!(!d.path().join("g").exists());
+    }
+}

@@ -558,6 +558,9 @@ impl Source for ServerSource {
             self.options,
         )) {
             Ok(repl) => self.copy_alongside(repl, ranges, wal_start, history, sink),
+            Err(e @ Error::Timeout { .. }) => Err(e),
+            // Refused (max_wal_senders reached, say): the session already open streams the
+            // WAL after the copy.
             Err(e) => {
                 tracing::warn!(
                     "no second replication connection ({e}); streaming WAL after the copy"

@@ -4,7 +4,9 @@
 //! write: the target extends one table (→ truncate) and shrinks another by VACUUM (→ tail
 //! copy); each side creates and drops tables and databases the other keeps; the source creates
 //! a tablespace (→ refused while its location is in use, then relocated with a mapping); files
-//! appear on one side only; the target's `pg_wal` becomes a symlink.
+//! appear on one side only; the target's `pg_wal` becomes a symlink. A source-only table of
+//! 18 MB makes the copy several queries, spread over the fetch sessions (`-j 8` and `-j 1`
+//! on PostgreSQL 15); every planned byte must arrive exactly once.
 
 use crate::support::scenario::*;
 use crate::support::*;
@@ -74,6 +76,7 @@ UPDATE t_shrink SET v = 'source' WHERE id % 50 = 0;
 DROP TABLE drop_on_source;
 CREATE TABLE src_new (id int PRIMARY KEY, v text);
 INSERT INTO src_new SELECT g, md5(g::text) FROM generate_series(1, 3000) g;
+CREATE TABLE src_big AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 60000) g;
 INSERT INTO t_unlogged SELECT g, 'source' FROM generate_series(2001, 2500) g;
 UPDATE "Quoted ""name"" it's" SET v = 'source' WHERE id <= 10;
 UPDATE in_ts_before SET v = 'source' WHERE id % 10 = 0;
@@ -161,8 +164,13 @@ fn action_of(plan: &Plan, path: &str) -> Option<Action> {
     plan.files.iter().find(|f| f.path == path).map(|f| f.action)
 }
 
-/// The whole rich scenario.
+/// The whole rich scenario, with the default number of fetch sessions.
 pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
+    rich_jobs(major, kind, via_binary, None)
+}
+
+/// The whole rich scenario; `jobs` sets `-j` (the default when `None`).
+pub(crate) fn rich_jobs(major: u32, kind: SourceKind, via_binary: bool, jobs: Option<usize>) {
     let Some(pg) = install(major) else { return };
     let t0 = Instant::now();
     let ts_before = TestDir::new("ts-before");
@@ -215,8 +223,8 @@ pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
         "a refused rebuild changed the target",
     );
 
-    let plan: Plan = if via_binary {
-        let (ok, out, err) = run_binary(&[
+    let (plan, fetched_data, fetched_wal): (Plan, u64, u64) = if via_binary {
+        let mut args = vec![
             "-D".into(),
             datadir,
             "--source-server".into(),
@@ -226,7 +234,11 @@ pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
             mapping,
             "--format".into(),
             "json".into(),
-        ]);
+        ];
+        if let Some(j) = jobs {
+            args.extend(["-j".into(), j.to_string()]);
+        }
+        let (ok, out, err) = run_binary(&args);
         assert!(ok, "{err}");
         assert!(
             err.contains("gsbuild: servers diverged at WAL location"),
@@ -234,17 +246,36 @@ pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
         );
         assert!(err.contains("gsbuild: Done!"), "{err}");
         let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-        serde_json::from_value(doc["plan"].clone()).unwrap()
+        let fetched = |k: &str| doc["outcome"][k].as_u64().expect(k);
+        (
+            serde_json::from_value(doc["plan"].clone()).unwrap(),
+            fetched("fetched_data_bytes"),
+            fetched("fetched_wal_bytes"),
+        )
     } else {
         let mut opts = options(&old, &new, kind);
         opts.tablespace_mapping = vec![(ts_after.path.clone(), mapped.clone())];
+        if let Some(j) = jobs {
+            opts.jobs = j;
+        }
         let (r, rep) = rebuild(opts);
         let (plan, outcome) = r.unwrap();
-        assert!(outcome.is_some());
+        let outcome = outcome.expect("an outcome");
         assert!(rep.saw("servers diverged at WAL location"));
         assert!(rep.saw("Done!"));
-        plan
+        (plan, outcome.fetched_data_bytes, outcome.fetched_wal_bytes)
     };
+    // Every planned byte arrived once, whatever the sessions and batches (the source is idle,
+    // so no file shrank or vanished meanwhile), and WAL came with it.
+    assert_eq!(
+        fetched_data, plan.totals.bytes_to_copy,
+        "bytes fetched vs planned"
+    );
+    assert!(
+        plan.totals.bytes_to_copy > 16 << 20,
+        "enough to spread over the sessions"
+    );
+    assert!(fetched_wal > 0);
     eprintln!("rebuilt after {:.2?}", t0.elapsed());
     assert_eq!(
         action_of(&plan, &extend),
@@ -326,7 +357,13 @@ pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
 
 #[test]
 fn rich_pg15_server_binary() {
-    rich(15, SourceKind::Server, true);
+    rich_jobs(15, SourceKind::Server, true, Some(8));
+}
+
+/// One SQL session (`-j 1`): the copy and the WAL stream still run side by side.
+#[test]
+fn rich_pg15_server_one_session() {
+    rich_jobs(15, SourceKind::Server, false, Some(1));
 }
 
 #[test]

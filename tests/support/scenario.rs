@@ -197,7 +197,11 @@ fn digest_query(c: &Cluster, db: &str) -> String {
     if parts.is_empty() {
         return "SELECT 'no tables'".into();
     }
-    parts.join(" UNION ALL ")
+    // Sorted: a UNION ALL of large tables may run as a parallel append, in any order.
+    format!(
+        "SELECT * FROM ({}) AS d ORDER BY 1",
+        parts.join(" UNION ALL ")
+    )
 }
 
 fn quote_literal(s: &str) -> String {
