@@ -46,6 +46,7 @@ pub fn copy_and_stream(
         target,
         seg_size,
         segments: BTreeSet::new(),
+        vanished: BTreeSet::new(),
         data_bytes: 0,
         wal_bytes: 0,
         total,
@@ -71,6 +72,9 @@ struct TransferWriter<'a> {
     seg_size: u32,
     /// WAL segment files this transfer created (each is created empty once, then filled).
     segments: BTreeSet<String>,
+    /// Files that vanished from the source: a chunk of one read before it vanished may arrive
+    /// after (from another session) and must not bring it back.
+    vanished: BTreeSet<String>,
     data_bytes: u64,
     wal_bytes: u64,
     total: u64,
@@ -79,9 +83,12 @@ struct TransferWriter<'a> {
 
 impl ChunkSink for TransferWriter<'_> {
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+        self.data_bytes += data.len() as u64;
+        if self.vanished.contains(path) {
+            return Ok(());
+        }
         self.target.write_at(path, offset, data)?;
         crate::failpoint::hit("copy-chunk");
-        self.data_bytes += data.len() as u64;
         self.rep.progress(self.data_bytes, self.total);
         Ok(())
     }
@@ -90,6 +97,7 @@ impl ChunkSink for TransferWriter<'_> {
         self.rep.debug(&format!(
             "received null value for chunk for file \"{path}\", file has been deleted"
         ));
+        self.vanished.insert(path.to_string());
         self.target.vanished(path)
     }
 }
@@ -144,6 +152,7 @@ mod tests {
             target,
             seg_size: SEG,
             segments: BTreeSet::new(),
+            vanished: BTreeSet::new(),
             data_bytes: 0,
             wal_bytes: 0,
             total: 0,
@@ -194,6 +203,9 @@ mod tests {
         assert_eq!(&f[..4], b"head");
         assert_eq!(&f[8192..], b"block");
         w.vanished("g").unwrap();
+        assert!(!d.path().join("g").exists());
+        // A chunk read before the file vanished, delivered after: the file stays gone.
+        w.write("g", 1 << 20, b"late").unwrap();
         assert!(!d.path().join("g").exists());
     }
 }
