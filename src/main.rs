@@ -32,16 +32,17 @@ impl Dialect {
     }
 }
 
-/// Keeps glibc from holding on to freed large buffers. After a large `mmap`ed block (a 16 MiB
-/// WAL segment) is freed, glibc raises its mmap threshold to that size, and from then on every
-/// buffer up to it (1 MiB chunks, connection buffers) comes from the heap of whichever thread
-/// allocated it and stays mapped after it is freed: 20+ MiB of peak RSS on a large rebuild. A
-/// fixed threshold keeps such buffers `mmap`ed and returned to the system when freed.
+/// One malloc arena for the whole process. With one arena per thread, a buffer that a tokio
+/// worker allocates (a connection's read buffer, a row) and the writing thread frees goes back
+/// to the worker's arena, and each arena keeps its own high-water mark: 20 MiB more peak RSS
+/// on a large rebuild (63 MiB against 42 MiB on a scale-100 pair). Fixing the mmap threshold
+/// instead bounds RSS as well, but pays a page fault for every page of every large buffer
+/// (150,000 faults instead of 20,000, a quarter more CPU).
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
