@@ -221,7 +221,7 @@ print(total, switch)
 PY
 }
 
-human() { numfmt --to=iec-i --suffix=B --format=%.1f "$1"; }
+human() { numfmt --to=iec-i --suffix=B --round=nearest --format=%.1f "$1"; }
 
 # ---------------------------------------------------------------------------------------------
 # Correctness: the target starts as a standby of the source, catches up, and holds its data.
