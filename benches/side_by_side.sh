@@ -121,11 +121,14 @@ cleanup() {
   if [ "$keep" = 0 ] && [ -n "$current_scenario_dir" ]; then
     rm -rf "$current_scenario_dir/data"
   fi
-  if [ "$rc" != 0 ]; then
+  if [ "$rc" = 130 ]; then
+    echo "side_by_side: interrupted; logs and results are in $work" >&2
+  elif [ "$rc" != 0 ]; then
     echo "side_by_side: failed (exit $rc); logs and results are in $work" >&2
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 pg_start() { # DATADIR LOGFILE [PORT]
   local extra=()
