@@ -23,6 +23,8 @@ pub struct Outcome {
     pub bytes_written: u64,
     /// WAL bytes streamed from the source.
     pub wal_bytes: u64,
+    /// Bytes fetched from the source: files and blocks, and WAL.
+    pub bytes_fetched: u64,
     /// Bytes of files and blocks fetched from the source (WAL not included).
     pub fetched_data_bytes: u64,
     /// Bytes of WAL fetched from the source.
@@ -56,6 +58,7 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         return Ok(Outcome {
             bytes_written: 0,
             wal_bytes: 0,
+            bytes_fetched: 0,
             fetched_data_bytes: 0,
             fetched_wal_bytes: 0,
             min_recovery_point: Lsn::INVALID,
@@ -173,6 +176,7 @@ pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     Ok(Outcome {
         bytes_written: target.bytes_written(),
         wal_bytes: transferred.wal_bytes,
+        bytes_fetched: transferred.data_bytes + transferred.wal_bytes,
         fetched_data_bytes: transferred.data_bytes,
         fetched_wal_bytes: transferred.wal_bytes,
         min_recovery_point: end,
