@@ -9,7 +9,7 @@
 //! a query or of the cluster.
 
 use super::server::{source_err, Limits, FETCH_QUERY};
-use super::{ChunkSink, FetchRange};
+use super::{ChunkSink, FetchRange, TransferSink};
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::replication::{ReplicationClient, Streamed, WalChunk};
@@ -247,6 +247,9 @@ async fn stream_loop(
     tx: &mpsc::Sender<Delivery>,
     stop_at: &mut oneshot::Receiver<Lsn>,
 ) -> Result<Lsn> {
+    // A standby in recovery (PostgreSQL 14) refuses START_REPLICATION on a session that has
+    // not run IDENTIFY_SYSTEM first.
+    repl.identify_system().await?;
     let mut pos = start;
     let mut end: Option<Lsn> = None;
     loop {
@@ -303,5 +306,53 @@ async fn stream_loop(
                 })
             }
         }
+    }
+}
+
+/// The next delivery, received on the caller's thread (blocking).
+pub fn next_delivery(rx: &mut mpsc::Receiver<Delivery>) -> Result<Delivery> {
+    rx.blocking_recv().ok_or_else(|| Error::Source {
+        query: FETCH_QUERY.into(),
+        message: "the copy's tasks ended without a result".into(),
+    })
+}
+
+/// Hands one delivery other than [`Delivery::FetchDone`] to the sink (on the caller's thread);
+/// notes in `stopped` where the WAL stream stopped.
+pub fn handle(
+    d: Delivery,
+    sink: &mut dyn TransferSink,
+    history: &[TimeLineHistoryEntry],
+    stopped: &mut Option<Lsn>,
+) -> Result<()> {
+    match d {
+        Delivery::Chunks(parcel) => {
+            deliver(parcel, sink)?;
+        }
+        Delivery::Wal(chunk) => sink.wal(chunk.start, &chunk.data, history)?,
+        Delivery::WalStopped(reached) => *stopped = Some(reached),
+        Delivery::Failed(e) => return Err(e),
+        Delivery::FetchDone => {}
+    }
+    Ok(())
+}
+
+/// A [`TransferSink`] for a fetch without WAL.
+pub struct NoWal<'a>(pub &'a mut dyn ChunkSink);
+
+impl ChunkSink for NoWal<'_> {
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+        self.0.write(path, offset, data)
+    }
+    fn vanished(&mut self, path: &str) -> Result<()> {
+        self.0.vanished(path)
+    }
+}
+
+impl TransferSink for NoWal<'_> {
+    fn wal(&mut self, start: Lsn, _: &[u8], _: &[TimeLineHistoryEntry]) -> Result<()> {
+        Err(Error::Usage(format!(
+            "unexpected WAL at {start} in a fetch"
+        )))
     }
 }

@@ -8,7 +8,9 @@
 //! wait for the server's next message (`read_timeout`, `--timeout`), which fails with
 //! [`Error::Timeout`] instead of hanging on a server that stopped answering.
 
-use super::concurrent::{self, AbortOnDrop, Delivery, Fetcher, Queue};
+use super::concurrent::{
+    self, handle, next_delivery, AbortOnDrop, Delivery, Fetcher, NoWal, Queue,
+};
 use super::sqlwal;
 use super::{ChunkSink, FetchRange, Source, SourceFile, TransferSink, WalEnd, WalSink};
 use crate::conninfo::{ConnInfo, Environment};
@@ -448,52 +450,6 @@ impl ServerSource {
             super::read_wal_until(self, from, end, &history, sink)?;
         }
         Ok(WalEnd { tli, end })
-    }
-}
-
-fn next_delivery(rx: &mut mpsc::Receiver<Delivery>) -> Result<Delivery> {
-    rx.blocking_recv().ok_or_else(|| Error::Source {
-        query: FETCH_QUERY.into(),
-        message: "the copy's tasks ended without a result".into(),
-    })
-}
-
-/// Hands one delivery other than [`Delivery::FetchDone`] to the sink.
-fn handle(
-    d: Delivery,
-    sink: &mut dyn TransferSink,
-    history: &[TimeLineHistoryEntry],
-    stopped: &mut Option<Lsn>,
-) -> Result<()> {
-    match d {
-        Delivery::Chunks(parcel) => {
-            concurrent::deliver(parcel, sink)?;
-        }
-        Delivery::Wal(chunk) => sink.wal(chunk.start, &chunk.data, history)?,
-        Delivery::WalStopped(reached) => *stopped = Some(reached),
-        Delivery::Failed(e) => return Err(e),
-        Delivery::FetchDone => {}
-    }
-    Ok(())
-}
-
-/// A [`TransferSink`] for a fetch without WAL.
-struct NoWal<'a>(&'a mut dyn ChunkSink);
-
-impl ChunkSink for NoWal<'_> {
-    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
-        self.0.write(path, offset, data)
-    }
-    fn vanished(&mut self, path: &str) -> Result<()> {
-        self.0.vanished(path)
-    }
-}
-
-impl TransferSink for NoWal<'_> {
-    fn wal(&mut self, start: Lsn, _: &[u8], _: &[TimeLineHistoryEntry]) -> Result<()> {
-        Err(Error::Usage(format!(
-            "unexpected WAL at {start} in a fetch"
-        )))
     }
 }
 
