@@ -491,7 +491,11 @@ fn open_source(
     rep: &mut dyn Reporter,
 ) -> Result<(Box<dyn Source + Send>, Option<ConnInfo>)> {
     let connstr = match &opts.source {
-        SourceSpec::Local(dir) => return Ok((Box::new(LocalSource::new(dir)), None)),
+        SourceSpec::Local(dir) => {
+            let mut local = LocalSource::new(dir);
+            local.set_jobs(opts.jobs);
+            return Ok((Box::new(local), None));
+        }
         SourceSpec::Server(s) => s.clone(),
         SourceSpec::PrimaryConninfo => {
             let settings =

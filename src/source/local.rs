@@ -1,33 +1,54 @@
-//! A stopped local data directory as the source (`--source-pgdata`). Files are read directly;
-//! a file that is shorter than listed while being copied is an error, since a stopped cluster's
-//! files must not change.
+//! A stopped local data directory as the source (`--source-pgdata`). Files are read directly,
+//! with positioned reads on `jobs` threads ([`LocalSource::set_jobs`]) delivered in order of
+//! arrival to the caller's thread; the WAL is read the same way, alongside the ranges, since a
+//! stopped cluster's end of WAL is known before the copy. A file that is shorter than listed
+//! while being copied is an error, since a stopped cluster's files must not change.
 
-use super::{ChunkSink, FetchRange, Source, SourceFile, WalSink};
+use super::batch::{merge_contiguous, split_chunks, MAX_CHUNK};
+use super::{ChunkSink, FetchRange, Source, SourceFile, TransferSink, WalEnd, WalSink};
 use crate::control::{read_control_file, ControlFile};
 use crate::datadir;
 use crate::error::{Error, Result};
 use crate::lsn::{Lsn, TimeLineId};
-use crate::timeline::{history_file_name, parse_history, HistoryError, TimeLineHistoryEntry};
+use crate::timeline::{
+    history_file_name, parse_history, segment_file_name, HistoryError, TimeLineHistoryEntry,
+};
 use crate::walscan::{self, RestoringWalDir};
 use crate::xlog::{SegmentSource, WalReader};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
-/// Largest chunk read at once (bounds memory, as a server source's chunks do).
-const CHUNK: u64 = 1 << 20;
+/// Chunks read and not yet written that the channel to the caller's thread holds.
+const CHANNEL_CHUNKS: usize = 4;
 
 /// A local, cleanly stopped data directory.
 pub struct LocalSource {
     root: PathBuf,
+    jobs: usize,
+}
+
+/// One positioned read: a range of a file, or of the WAL (at its position).
+#[derive(Debug)]
+enum Piece {
+    Data(FetchRange),
+    Wal(Lsn, FetchRange),
 }
 
 impl LocalSource {
-    /// The data directory at `root`.
+    /// The data directory at `root`, read by one thread.
     pub fn new(root: &Path) -> LocalSource {
         LocalSource {
             root: root.to_path_buf(),
+            jobs: 1,
         }
+    }
+
+    /// Read with `jobs` threads (`-j`; at least 1).
+    pub fn set_jobs(&mut self, jobs: usize) {
+        self.jobs = jobs.max(1);
     }
 
     /// The data directory.
@@ -51,40 +72,118 @@ impl LocalSource {
         RestoringWalDir::new(&self.root, cf.xlog_seg_size, history, None)
     }
 
-    fn copy_range(
+    /// Reads `pieces` on up to `jobs` threads and hands each to `deliver` on the caller's
+    /// thread, in order of arrival; stops at the first error. Memory: [`CHANNEL_CHUNKS`] read
+    /// chunks waiting, plus one being read per thread.
+    fn read_pieces(
         &self,
-        r: &FetchRange,
-        buf: &mut Vec<u8>,
-        sink: &mut dyn ChunkSink,
+        pieces: &[Piece],
+        deliver: &mut dyn FnMut(&Piece, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        let full = datadir::join(&self.root, &r.path)?;
-        let f = match File::open(&full) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Usage(format!("could not open file \"{}\": it was removed from the source data directory while the source must be stopped", full.display())));
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let threads = self.jobs.min(pieces.len());
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>)>>(CHANNEL_CHUNKS);
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let (next, failed) = (&next, &failed);
+                scope.spawn(move || {
+                    let mut open = None;
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(piece) = pieces.get(i) else { break };
+                        let read = self.read_piece(piece, &mut open).map(|data| (i, data));
+                        if tx.send(read).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
-            Err(e) => return Err(Error::io("open file", &full, e)),
-        };
-        let mut off = r.offset;
-        let end = r.offset + r.len;
-        while off < end {
-            let n = (end - off).min(CHUNK) as usize;
-            buf.resize(n, 0);
-            let got = read_full_at(&f, &mut buf[..n], off)
-                .map_err(|e| Error::io("read file", &full, e))?;
-            if got < n {
-                return Err(Error::Usage(format!(
-                    "size of source file \"{}\" changed concurrently: {} bytes expected, {} copied",
-                    full.display(),
-                    r.len,
-                    off - r.offset + got as u64
-                )));
+            drop(tx);
+            let mut result = Ok(());
+            for read in rx.iter() {
+                result = read.and_then(|(i, data)| match pieces.get(i) {
+                    Some(piece) => deliver(piece, &data),
+                    None => Ok(()),
+                });
+                if result.is_err() {
+                    break;
+                }
             }
-            sink.write(&r.path, off, &buf[..n])?;
-            off += n as u64;
-        }
-        Ok(())
+            // Dropping the receiver and raising the flag stop every reader.
+            failed.store(result.is_err(), Ordering::Relaxed);
+            drop(rx);
+            result
+        })
     }
+
+    /// Reads one piece whole, keeping the file last read open in `open`.
+    fn read_piece(&self, piece: &Piece, open: &mut Option<(String, File)>) -> Result<Vec<u8>> {
+        let r = match piece {
+            Piece::Data(r) | Piece::Wal(_, r) => r,
+        };
+        let full = datadir::join(&self.root, &r.path)?;
+        if open.as_ref().map(|(p, _)| p != &r.path).unwrap_or(true) {
+            let f = match File::open(&full) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::Usage(match piece {
+                        Piece::Data(_) => format!("could not open file \"{}\": it was removed from the source data directory while the source must be stopped", full.display()),
+                        Piece::Wal(..) => format!("could not open file \"{}\": the source's WAL from the common redo point on is needed and missing", full.display()),
+                    }));
+                }
+                Err(e) => return Err(Error::io("open file", &full, e)),
+            };
+            *open = Some((r.path.clone(), f));
+        }
+        let Some((_, f)) = open.as_ref() else {
+            return Err(Error::io(
+                "open file",
+                &full,
+                std::io::Error::other("no open file after opening it"),
+            ));
+        };
+        let len = usize::try_from(r.len)
+            .map_err(|_| Error::io("read file", &full, std::io::Error::other("range too large")))?;
+        let mut buf = vec![0u8; len];
+        let got =
+            read_full_at(f, &mut buf, r.offset).map_err(|e| Error::io("read file", &full, e))?;
+        if got < len {
+            return Err(Error::Usage(format!(
+                "size of source file \"{}\" changed concurrently: {} bytes expected at offset {}, {} read",
+                full.display(),
+                len,
+                r.offset,
+                got
+            )));
+        }
+        Ok(buf)
+    }
+}
+
+/// The WAL `[start, end)` as pieces of at most [`MAX_CHUNK`] bytes of the segment files named
+/// along `history`.
+fn wal_pieces(start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], seg_size: u32) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut pos = start;
+    while pos < end {
+        let segno = pos.segment(seg_size);
+        let off = pos.segment_offset(seg_size);
+        let len = (u64::from(seg_size) - off)
+            .min(MAX_CHUNK)
+            .min(end.0 - pos.0);
+        out.push(Piece::Wal(
+            pos,
+            FetchRange {
+                path: format!("pg_wal/{}", segment_file_name(history, segno, seg_size)),
+                offset: off,
+                len,
+            },
+        ));
+        pos = Lsn(pos.0 + len);
+    }
+    out
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.
@@ -125,11 +224,43 @@ impl Source for LocalSource {
     }
 
     fn fetch_ranges(&mut self, ranges: &[FetchRange], sink: &mut dyn ChunkSink) -> Result<()> {
-        let mut buf = Vec::new();
-        for r in ranges {
-            self.copy_range(r, &mut buf, sink)?;
+        let pieces: Vec<Piece> = split_chunks(&merge_contiguous(ranges))
+            .into_iter()
+            .map(Piece::Data)
+            .collect();
+        self.read_pieces(&pieces, &mut |piece, data| match piece {
+            Piece::Data(r) => sink.write(&r.path, r.offset, data),
+            Piece::Wal(..) => Ok(()),
+        })
+    }
+
+    fn copy_with_wal(
+        &mut self,
+        ranges: &[FetchRange],
+        wal_start: Lsn,
+        history: &[TimeLineHistoryEntry],
+        sink: &mut dyn TransferSink,
+    ) -> Result<WalEnd> {
+        // Stopped: where its WAL ends is known before the copy, and the WAL is read with it.
+        let (tli, end) = self.wal_position()?;
+        let history = super::current_history(self, history, tli)?;
+        let seg_size = read_control_file(&self.root)?.xlog_seg_size;
+        let data = split_chunks(&merge_contiguous(ranges));
+        let wal = wal_pieces(wal_start, end, &history, seg_size);
+        // Interleaved, so that both advance together.
+        let mut pieces = Vec::with_capacity(data.len() + wal.len());
+        let (mut data, mut wal) = (data.into_iter().map(Piece::Data), wal.into_iter());
+        loop {
+            match (data.next(), wal.next()) {
+                (None, None) => break,
+                (d, w) => pieces.extend(d.into_iter().chain(w)),
+            }
         }
-        Ok(())
+        self.read_pieces(&pieces, &mut |piece, bytes| match piece {
+            Piece::Data(r) => sink.write(&r.path, r.offset, bytes),
+            Piece::Wal(at, _) => sink.wal(*at, bytes, &history),
+        })?;
+        Ok(WalEnd { tli, end })
     }
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {

@@ -50,8 +50,8 @@ pub trait ChunkSink {
 /// Receives both what [`Source::copy_with_wal`] copies: chunks of files, and the source's WAL.
 pub trait TransferSink: ChunkSink {
     /// Writes WAL read at `start` of the source's history `history` (which names its segment
-    /// files); `data` continues the previous call's bytes without a gap, except after a
-    /// timeline switch, where the next call may restart at the beginning of a segment.
+    /// files). Pieces may come in any order (a local source reads them in parallel), and a
+    /// piece may come again (after a timeline switch, from the start of its segment).
     fn wal(&mut self, start: Lsn, data: &[u8], history: &[TimeLineHistoryEntry]) -> Result<()>;
 }
 
