@@ -658,7 +658,9 @@ fn find_common_point<S: crate::xlog::SegmentSource>(
         if target_end <= lsn {
             return Ok(None);
         }
-        let ckpt = walscan::last_checkpoint_before(target_wal, tc.checkpoint, lsn)?;
+        let from =
+            walscan::record_at_divergence(target_wal, lsn, seg_size).unwrap_or(tc.checkpoint);
+        let ckpt = walscan::last_checkpoint_before(target_wal, from, lsn)?;
         let crc = source_record_crc(
             source,
             h.source,

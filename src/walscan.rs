@@ -162,6 +162,28 @@ where
     }
 }
 
+/// Where to start walking back to the last common checkpoint: the target's first record at the
+/// divergence point `lsn` (after the page header when `lsn` starts a page), as pg_rewind
+/// starts, so that only the WAL between that checkpoint and the divergence is read — not all
+/// of the target's WAL after it. `None` when no valid record is there; the caller then walks
+/// back from the target's last checkpoint, which reaches the same chain of records.
+pub fn record_at_divergence<S: SegmentSource>(
+    reader: &mut WalReader<S>,
+    lsn: Lsn,
+    seg_size: u32,
+) -> Option<Lsn> {
+    use crate::xlog::page::{LONG_HEADER_LEN, SHORT_HEADER_LEN};
+    let at = match (
+        lsn.page_offset(crate::xlog::XLOG_BLCKSZ),
+        lsn.segment_offset(seg_size),
+    ) {
+        (0, 0) => Lsn(lsn.0 + u64::from(LONG_HEADER_LEN)),
+        (0, _) => Lsn(lsn.0 + u64::from(SHORT_HEADER_LEN)),
+        _ => lsn,
+    };
+    reader.read_record_at(at).ok().map(|_| at)
+}
+
 /// The last checkpoint record before `before`, walking back from `from`.
 pub fn last_checkpoint_before<S: SegmentSource>(
     reader: &mut WalReader<S>,
