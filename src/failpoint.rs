@@ -20,11 +20,12 @@ pub const POINTS: &[(&str, &str)] = &[
     ),
     ("control-aside", "after pg_control was moved aside"),
     ("create", "after each directory or symlink created"),
+    ("truncate-remove", "after each truncation or removal"),
+    // The next two interleave: the WAL is streamed while the chunks are copied.
     (
         "copy-chunk",
         "after each chunk of a file or block range written",
     ),
-    ("truncate-remove", "after each truncation or removal"),
     ("wal-segment", "after each streamed WAL segment completed"),
     ("backup-label", "after backup_label was written"),
     ("synced", "after everything but pg_control was synced"),
