@@ -19,6 +19,7 @@ use crate::source::Source;
 use crate::target::SyncMethod;
 use crate::timeline::{self, find_divergence, parse_history, TimeLineHistoryEntry};
 use crate::walscan::{self, FoundCheckpoint, RestoringWalDir};
+use crate::xlog::readahead::ReadAhead;
 use crate::xlog::{WalReader, WalStreamReader, XLOG_BLCKSZ};
 use crate::{datadir, pagelsn, pgconf, pgserver, relpath};
 use std::path::{Path, PathBuf};
@@ -233,7 +234,12 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
     let target_history = target_history(&opts.target, target_tli)?;
     let restore = restore_command(&opts)?;
     let mut target_wal = WalReader::new(
-        RestoringWalDir::new(&opts.target, seg_size, target_history.clone(), restore),
+        RestoringWalDir::new(
+            &opts.target,
+            seg_size,
+            target_history.clone(),
+            restore.clone(),
+        ),
         seg_size,
         Some(target_control.system_identifier),
     );
@@ -306,8 +312,16 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
     let wal_changed = match opts.changed_blocks {
         ChangedBlocks::Wal => {
             rep.step("reading WAL in target");
+            // Forward through every segment to the end: the next one is read while one is
+            // decoded.
+            let dir = RestoringWalDir::new(&opts.target, seg_size, target_history.clone(), restore);
+            let mut scan_wal = WalReader::new(
+                ReadAhead::new(dir, target_end.segment(seg_size)),
+                seg_size,
+                Some(target_control.system_identifier),
+            );
             let (changed, records) =
-                walscan::scan_changed_blocks(&mut target_wal, redo, target_end, &tsdir)?;
+                walscan::scan_changed_blocks(&mut scan_wal, redo, target_end, &tsdir)?;
             crate::failpoint::hit("wal-scan");
             rep.debug(&format!(
                 "read {records} WAL records from {redo} to {target_end}"
