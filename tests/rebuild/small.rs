@@ -526,7 +526,12 @@ fn big_multisegment_relation_pg15() {
     );
     old.stop();
     let t = Instant::now();
-    let plan = rebuilt(rebuild(options(&old, &new, SourceKind::Server)).0);
+    let mut opts = options(&old, &new, SourceKind::Server);
+    // Every page of both segments written after the split must be in the WAL's block set.
+    opts.verify_blocks = true;
+    let (r, rep) = rebuild(opts);
+    let plan = rebuilt(r);
+    assert!(rep.saw("are in the WAL's block set"), "{:?}", rep.lines);
     eprintln!(
         "rebuilt in {:.2?}, {} bytes copied",
         t.elapsed(),
