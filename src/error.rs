@@ -84,6 +84,36 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A relation file cannot be scanned (its size is not a whole number of pages).
+    #[error("relation file \"{}\": {message}", path.display())]
+    Relation {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// `--verify-blocks`: a page the target wrote at or after the divergence point is missing
+    /// from the block set derived from the target's WAL. Copying only that set would leave the
+    /// page as the target wrote it: the WAL scan is wrong, and the rebuild stops.
+    #[error(
+        "block {block} of file \"{path}\" has page LSN {lsn}, at or after the divergence point {divergence}, \
+         but the target's WAL names no change to it{}; the WAL-derived block set is incomplete \
+         (a bug in gsbuild's WAL scan: rebuilding from it would lose this page's changes), so nothing was written. \
+         --changed-blocks=page-lsn finds changed blocks without the WAL",
+        if *more > 0 { format!(" ({more} more such pages)") } else { String::new() }
+    )]
+    UnaccountedPage {
+        /// The relation segment file, relative to the data directory.
+        path: String,
+        /// Block number within that file.
+        block: u32,
+        /// The page's `pd_lsn`.
+        lsn: Lsn,
+        /// The divergence point (the scan's threshold).
+        divergence: Lsn,
+        /// How many other pages failed the same check.
+        more: u64,
+    },
     /// Bad options or a bad command line.
     #[error("{0}")]
     Usage(String),

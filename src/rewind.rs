@@ -8,7 +8,7 @@
 use crate::conninfo::{ConnInfo, Environment};
 use crate::control::{read_control_file, ControlFile, DbState};
 use crate::error::{Error, Result};
-use crate::filemap::{Policy, WalWindow};
+use crate::filemap::{FileKind, Policy, WalWindow};
 use crate::journal::{self, Journal, State as JournalState};
 use crate::lsn::{Lsn, TimeLineId};
 use crate::plan::{self, CommonCheckpoint, Divergence, FileMapInput, Plan, WalPlan};
@@ -19,8 +19,9 @@ use crate::source::Source;
 use crate::target::SyncMethod;
 use crate::timeline::{self, find_divergence, parse_history, TimeLineHistoryEntry};
 use crate::walscan::{self, FoundCheckpoint, RestoringWalDir};
+use crate::xlog::readahead::ReadAhead;
 use crate::xlog::{WalReader, WalStreamReader, XLOG_BLCKSZ};
-use crate::{datadir, pgconf, pgserver, relpath};
+use crate::{datadir, pagelsn, pgconf, pgserver, relpath};
 use std::path::{Path, PathBuf};
 
 /// Where to copy from.
@@ -233,23 +234,44 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
     let target_history = target_history(&opts.target, target_tli)?;
     let restore = restore_command(&opts)?;
     let mut target_wal = WalReader::new(
-        RestoringWalDir::new(&opts.target, seg_size, target_history.clone(), restore),
+        RestoringWalDir::new(
+            &opts.target,
+            seg_size,
+            target_history.clone(),
+            restore.clone(),
+        ),
         seg_size,
         Some(target_control.system_identifier),
     );
     let target_end = target_end_of_wal(&target_control, &mut target_wal)?;
-    let found = find_common_point(
-        &mut target_wal,
-        source.as_mut(),
-        &Histories {
-            source: &source_history,
-            target: &target_history,
-        },
-        &target_control,
-        target_end,
-        source_end,
-        seg_size,
-    )?;
+    if opts.verify_blocks && opts.changed_blocks == ChangedBlocks::PageLsn {
+        return Err(Error::Usage(
+            "--verify-blocks checks the blocks found in the target's WAL against page LSNs; it cannot be combined with --changed-blocks=page-lsn".into(),
+        ));
+    }
+    let histories = Histories {
+        source: &source_history,
+        target: &target_history,
+    };
+    let found = match opts.changed_blocks {
+        ChangedBlocks::Wal => find_common_point(
+            &mut target_wal,
+            source.as_mut(),
+            &histories,
+            &target_control,
+            target_end,
+            source_end,
+            seg_size,
+        )?,
+        ChangedBlocks::PageLsn => find_common_point_page_lsn(
+            &mut target_wal,
+            source.as_mut(),
+            &histories,
+            &target_control,
+            (target_end, source_end),
+            rep,
+        )?,
+    };
     let base = Plan {
         source: source.describe(),
         target: opts.target.display().to_string(),
@@ -282,31 +304,67 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
         "rewinding from last common checkpoint at {} on timeline {}",
         ckpt.lsn, ckpt_tli
     ));
-    // 4. Every block the target changed since the common redo point.
-    rep.step("reading WAL in target");
+    // 4. Every block the target changed since the common redo point: from its WAL, or (with
+    // --changed-blocks=page-lsn) from page LSNs once the file lists are known.
     let redo = ckpt.checkpoint.redo;
     let tsdir =
         walscan::tablespace_version_dir(target_control.major, target_control.catalog_version_no);
-    let (changed, records) =
-        walscan::scan_changed_blocks(&mut target_wal, redo, target_end, &tsdir)?;
-    crate::failpoint::hit("wal-scan");
-    rep.debug(&format!(
-        "read {records} WAL records from {redo} to {target_end}"
-    ));
+    let wal_changed = match opts.changed_blocks {
+        ChangedBlocks::Wal => {
+            rep.step("reading WAL in target");
+            // Forward through every segment to the end: the next one is read while one is
+            // decoded.
+            let dir = RestoringWalDir::new(&opts.target, seg_size, target_history.clone(), restore);
+            let mut scan_wal = WalReader::new(
+                ReadAhead::new(dir, target_end.segment(seg_size)),
+                seg_size,
+                Some(target_control.system_identifier),
+            );
+            let (changed, records) =
+                walscan::scan_changed_blocks(&mut scan_wal, redo, target_end, &tsdir)?;
+            crate::failpoint::hit("wal-scan");
+            rep.debug(&format!(
+                "read {records} WAL records from {redo} to {target_end}"
+            ));
+            Some(changed)
+        }
+        ChangedBlocks::PageLsn => None,
+    };
     // 5. File map and plan.
     rep.step("reading source file list");
-    let source_files = source
+    let source_files: Vec<(String, FileKind)> = source
         .list_files()?
         .into_iter()
         .map(|f| (f.path, f.kind))
         .collect();
     crate::failpoint::hit("list-source");
     rep.step("reading target file list");
-    let target_files = datadir::list(&opts.target)?
+    let target_files: Vec<(String, FileKind)> = datadir::list(&opts.target)?
         .into_iter()
         .map(|l| (l.path, l.kind))
         .collect();
     crate::failpoint::hit("list-target");
+    let scan_input = pagelsn::ScanInput {
+        target: &opts.target,
+        source_files: &source_files,
+        target_files: &target_files,
+        tablespace_dir: &tsdir,
+        divergence: divergence.lsn,
+        redo,
+    };
+    let changed = match wal_changed {
+        Some(changed) => {
+            if opts.verify_blocks {
+                pagelsn::verify_wal_blocks(&scan_input, &changed, rep)?;
+            }
+            changed
+        }
+        None => {
+            let changed = pagelsn::page_lsn_blocks(&scan_input, rep)?;
+            crate::failpoint::hit("wal-scan");
+            changed
+        }
+    };
     let window = wal_window(redo, seg_size);
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
     let policy = Policy {
@@ -695,6 +753,59 @@ fn find_common_point<S: crate::xlog::SegmentSource>(
     same_timeline(
         target_wal, source, h.source, tc, target_end, source_end, seg_size,
     )
+}
+
+/// Phase 3 for `--changed-blocks=page-lsn`, which must work when the target's WAL after the
+/// common checkpoint is gone. The divergence point comes from the timeline histories; the
+/// common checkpoint (whose redo point recovery starts from) from the target's WAL when it can
+/// still be walked back (and is cross-checked as in [`find_common_point`]), else from the
+/// source's WAL, where the history before the divergence point is the same. On one timeline
+/// only the target's WAL can show where the two sides part, so it is required then.
+fn find_common_point_page_lsn<S: crate::xlog::SegmentSource>(
+    target_wal: &mut WalReader<S>,
+    source: &mut dyn Source,
+    h: &Histories<'_>,
+    tc: &ControlFile,
+    ends: (Lsn, Lsn),
+    rep: &mut dyn Reporter,
+) -> Result<Option<(Divergence, FoundCheckpoint)>> {
+    let (target_end, source_end) = ends;
+    let seg_size = tc.xlog_seg_size;
+    let Some((lsn, tli)) = find_divergence(h.source, h.target) else {
+        return find_common_point(target_wal, source, h, tc, target_end, source_end, seg_size)
+            .map_err(|e| {
+                Error::Incompatible(format!(
+                    "source and target are on the same timeline, so only the target's WAL shows where they diverged, and it could not be used with --changed-blocks=page-lsn: {e}"
+                ))
+            });
+    };
+    if target_end <= lsn {
+        return Ok(None);
+    }
+    match walscan::last_checkpoint_before(target_wal, tc.checkpoint, lsn) {
+        Ok(_) => {
+            return find_common_point(target_wal, source, h, tc, target_end, source_end, seg_size)
+        }
+        Err(e) => rep.info(&format!(
+            "could not read the target's WAL back to a checkpoint before the divergence point ({e}); looking for one in the source's WAL"
+        )),
+    }
+    let ckpt =
+        pagelsn::last_checkpoint_in_source(source, h.source, lsn, seg_size, tc.system_identifier)?;
+    rep.info(&format!(
+        "found the last common checkpoint at {} in the source's WAL",
+        ckpt.lsn
+    ));
+    Ok(Some((
+        Divergence {
+            lsn,
+            tli,
+            source_tli: h.source.last().map(|e| e.tli).unwrap_or(TimeLineId(1)),
+            target_tli: h.target.last().map(|e| e.tli).unwrap_or(TimeLineId(1)),
+            method: "timeline-history".to_string(),
+        },
+        ckpt,
+    )))
 }
 
 /// Both sides on the same timeline: the WAL decides. The target's last record is looked up on

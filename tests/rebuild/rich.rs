@@ -12,6 +12,7 @@ use crate::support::scenario::*;
 use crate::support::*;
 use gsbuild::filemap::Action;
 use gsbuild::plan::Plan;
+use gsbuild::rewind::ChangedBlocks;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -164,13 +165,31 @@ fn action_of(plan: &Plan, path: &str) -> Option<Action> {
     plan.files.iter().find(|f| f.path == path).map(|f| f.action)
 }
 
-/// The whole rich scenario, with the default number of fetch sessions.
+/// The whole rich scenario, with the WAL method and `--verify-blocks` (the page-LSN scan must
+/// find every page the target wrote after the divergence in the WAL's block set).
 pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
-    rich_jobs(major, kind, via_binary, None)
+    rich_with(major, kind, via_binary, ChangedBlocks::Wal, None)
 }
 
-/// The whole rich scenario; `jobs` sets `-j` (the default when `None`).
-pub(crate) fn rich_jobs(major: u32, kind: SourceKind, via_binary: bool, jobs: Option<usize>) {
+/// The rich scenario rebuilt with `--changed-blocks=page-lsn` (the target's WAL intact; the
+/// common checkpoint is found in it).
+pub(crate) fn rich_page_lsn(major: u32, kind: SourceKind) {
+    rich_with(major, kind, false, ChangedBlocks::PageLsn, None)
+}
+
+/// The whole rich scenario with `-j jobs` fetch sessions.
+pub(crate) fn rich_jobs(major: u32, kind: SourceKind, via_binary: bool, jobs: usize) {
+    rich_with(major, kind, via_binary, ChangedBlocks::Wal, Some(jobs))
+}
+
+/// `jobs` sets `-j` (the default when `None`).
+fn rich_with(
+    major: u32,
+    kind: SourceKind,
+    via_binary: bool,
+    method: ChangedBlocks,
+    jobs: Option<usize>,
+) {
     let Some(pg) = install(major) else { return };
     let t0 = Instant::now();
     let ts_before = TestDir::new("ts-before");
@@ -229,6 +248,8 @@ pub(crate) fn rich_jobs(major: u32, kind: SourceKind, via_binary: bool, jobs: Op
             datadir,
             "--source-server".into(),
             connstr,
+            "--verify-blocks".into(),
+            "--debug".into(),
             "-R".into(),
             "-T".into(),
             mapping,
@@ -245,6 +266,7 @@ pub(crate) fn rich_jobs(major: u32, kind: SourceKind, via_binary: bool, jobs: Op
             "{err}"
         );
         assert!(err.contains("gsbuild: Done!"), "{err}");
+        assert!(err.contains("are in the WAL's block set"), "{err}");
         let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
         let fetched = |k: &str| doc["outcome"][k].as_u64().expect(k);
         (
@@ -258,11 +280,20 @@ pub(crate) fn rich_jobs(major: u32, kind: SourceKind, via_binary: bool, jobs: Op
         if let Some(j) = jobs {
             opts.jobs = j;
         }
+        opts.changed_blocks = method;
+        opts.verify_blocks = method == ChangedBlocks::Wal;
         let (r, rep) = rebuild(opts);
         let (plan, outcome) = r.unwrap();
         let outcome = outcome.expect("an outcome");
         assert!(rep.saw("servers diverged at WAL location"));
         assert!(rep.saw("Done!"));
+        match method {
+            ChangedBlocks::Wal => assert!(rep.saw("are in the WAL's block set"), "{:?}", rep.lines),
+            ChangedBlocks::PageLsn => {
+                assert!(rep.saw("scanning page LSNs"), "{:?}", rep.lines);
+                assert!(!rep.saw("reading WAL in target"), "{:?}", rep.lines);
+            }
+        }
         (plan, outcome.fetched_data_bytes, outcome.fetched_wal_bytes)
     };
     // Every planned byte arrived once, whatever the sessions and batches (the source is idle,
@@ -357,13 +388,13 @@ pub(crate) fn rich_jobs(major: u32, kind: SourceKind, via_binary: bool, jobs: Op
 
 #[test]
 fn rich_pg15_server_binary() {
-    rich_jobs(15, SourceKind::Server, true, Some(8));
+    rich_jobs(15, SourceKind::Server, true, 8);
 }
 
 /// One SQL session (`-j 1`): the copy and the WAL stream still run side by side.
 #[test]
 fn rich_pg15_server_one_session() {
-    rich_jobs(15, SourceKind::Server, false, Some(1));
+    rich_jobs(15, SourceKind::Server, false, 1);
 }
 
 #[test]
