@@ -272,6 +272,8 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
             rep,
         )?,
     };
+    // Its cached segments (up to 32 MiB) would stay alive beside the scan's own reader.
+    drop(target_wal);
     let base = Plan {
         source: source.describe(),
         target: opts.target.display().to_string(),
@@ -319,7 +321,8 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
                 ReadAhead::new(dir, target_end.segment(seg_size)),
                 seg_size,
                 Some(target_control.system_identifier),
-            );
+            )
+            .forward_only();
             let (changed, records) =
                 walscan::scan_changed_blocks(&mut scan_wal, redo, target_end, &tsdir)?;
             crate::failpoint::hit("wal-scan");
