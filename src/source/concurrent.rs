@@ -1,8 +1,9 @@
 //! The concurrent half of a server source's copy (phase 6): fetch sessions running pipelined
-//! range queries (two in flight: the next is sent before the rows of the current one are read,
-//! so the server never waits for a round trip) whose rows are streamed, not buffered, and the WAL stream on a replication
-//! session of its own. Both hand what they read to the caller's thread through one bounded
-//! channel of [`Delivery`] values, where the sink writes it; nothing here touches the target.
+//! range queries (two in flight: the next is sent before the rows of the current one are
+//! read, so the server never waits for a round trip) whose rows are streamed, not buffered,
+//! and the WAL stream on a replication session of its own. Both hand what they read to the
+//! caller's thread through one bounded channel of [`Delivery`] values, where the sink writes
+//! it; nothing here touches the target.
 //!
 //! Memory is bounded by the channel ([`CHANNEL_PARCELS`] parcels of about [`PARCEL_BYTES`])
 //! plus one parcel being filled and the socket buffers of each session — not by the size of
