@@ -123,6 +123,36 @@ pub fn check_relative(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `path` names a tablespace link: a direct child of `pg_tblspc/` named by an OID.
+pub fn is_tablespace_link(path: &str) -> bool {
+    path.strip_prefix("pg_tblspc/")
+        .is_some_and(|oid| !oid.is_empty() && oid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks one entry of a source's file listing before anything is planned from it. Besides
+/// [`check_relative`]: the only symbolic links a data directory may hold are tablespaces
+/// (`pg_tblspc/<oid>`), and they must point to an absolute location (PostgreSQL creates no
+/// other). Any other symbolic link would let a broken or malicious source steer writes
+/// outside the target (a link `evil → /etc` listed with a file `evil/passwd`), and a relative
+/// tablespace location would be created relative to wherever gsbuild runs.
+pub fn check_source_entry(path: &str, kind: &FileKind) -> Result<()> {
+    check_relative(path)?;
+    let FileKind::Symlink { target } = kind else {
+        return Ok(());
+    };
+    let why = if !is_tablespace_link(path) {
+        "only tablespaces (pg_tblspc/<oid>) may be symbolic links"
+    } else if target.contains('\0') || !Path::new(target).is_absolute() {
+        "a tablespace location must be an absolute path"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Usage(format!(
+        "invalid entry \"{path}\" from source: symbolic link to \"{}\": {why}",
+        target.escape_debug()
+    )))
+}
+
 /// `root` joined with a checked relative path.
 pub fn join(root: &Path, path: &str) -> Result<PathBuf> {
     check_relative(path)?;
@@ -186,6 +216,27 @@ mod tests {
             "a\0b",
         ] {
             assert!(check_relative(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn source_entries() {
+        let link = |t: &str| FileKind::Symlink { target: t.into() };
+        let file = FileKind::File { size: 1 };
+        assert!(check_source_entry("pg_tblspc/16385", &link("/srv/ts")).is_ok());
+        assert!(check_source_entry("base/1/1259", &file).is_ok());
+        for (path, kind) in [
+            ("pg_tblspc/16385", link("../../x")),
+            ("pg_tblspc/16385", link("")),
+            ("pg_tblspc/16385", link("/a\0b")),
+            ("pg_tblspc/abc", link("/srv/ts")),
+            ("pg_tblspc/16385/PG_15_1/evil", link("/etc")),
+            ("evil", link("/etc")),
+            ("pg_wal", link("/elsewhere")),
+            ("../x", file.clone()),
+        ] {
+            let e = check_source_entry(path, &kind).unwrap_err().to_string();
+            assert!(e.contains(&format!("\"{path}\"")), "{e}");
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::journal::{self, HistoryEntry, Journal};
 use crate::lsn::{Lsn, TimeLineId};
 use crate::plan::{CommonCheckpoint, Plan};
 use crate::rewind::{Prepared, Reporter};
-use crate::source::{ChunkSink, FetchRange, Source};
+use crate::source::{CheckedSink, ChunkSink, FetchRange, Source};
 use crate::target::TargetDir;
 use crate::timeline::{parse_history, segment_file_name, TimeLineHistoryEntry};
 use std::collections::BTreeSet;
@@ -210,7 +210,7 @@ fn apply_files(
         total,
         rep,
     };
-    source.fetch_ranges(&ranges, &mut counting)?;
+    source.fetch_ranges(&ranges, &mut CheckedSink::new(&ranges, &mut counting))?;
     for f in &plan.files {
         match (f.action, &f.target) {
             (Action::Truncate, _) => {

@@ -243,7 +243,7 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
     let mut entries: HashMap<String, FileEntry> = HashMap::with_capacity(input.target.len() + 64);
     let mut totals = Totals::default();
     for (path, kind) in input.source {
-        crate::datadir::check_relative(&path)?;
+        crate::datadir::check_source_entry(&path, &kind)?;
         totals.source_bytes += kind.size();
         entries
             .entry(path.clone())
