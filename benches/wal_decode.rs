@@ -4,14 +4,17 @@
 //!
 //! Measures (a) `WalStreamReader` over the bytes in memory (bytes/s), (b) the same with every
 //! block reference visited (block refs/s), (c) `WalReader::records_from` over the segment files
-//! (bytes/s, file reads included). Without PostgreSQL 15 it says why and exits 0. Under
-//! `cargo test` (criterion's test mode) it generates and reads a small WAL volume only.
+//! (bytes/s, file reads included), (d) the same with the next segment read ahead on another
+//! thread (`ReadAhead`, as the target WAL scan reads). Without PostgreSQL 15 it says why and
+//! exits 0. Under `cargo test` (criterion's test mode) it generates and reads a small WAL volume
+//! only.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use gsbuild::xlog::{WalDir, WalReader, WalStreamReader};
+use gsbuild::xlog::readahead::ReadAhead;
+use gsbuild::xlog::{SegmentSource, WalDir, WalReader, WalStreamReader};
 use gsbuild::{Lsn, TimeLineId, XLogSegNo};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -149,9 +152,23 @@ fn stream(wal: &Wal, visit_blocks: bool) -> (u64, u64, u64) {
 /// Reads every record from the segment files.
 fn from_files(wal: &Wal) -> u64 {
     let dir = WalDir::with_timeline(&wal.dir, SEG_SIZE, TimeLineId(1));
-    let mut reader = WalReader::new(dir, SEG_SIZE, None);
+    count_records(WalReader::new(dir, SEG_SIZE, None), wal.start)
+}
+
+/// Reads every record from the segment files, the next segment read on another thread while
+/// one is decoded (as the target WAL scan does).
+fn from_files_read_ahead(wal: &Wal) -> u64 {
+    let dir = WalDir::with_timeline(&wal.dir, SEG_SIZE, TimeLineId(1));
+    let last = XLogSegNo(u64::MAX);
+    count_records(
+        WalReader::new(ReadAhead::new(dir, last), SEG_SIZE, None),
+        wal.start,
+    )
+}
+
+fn count_records<S: SegmentSource>(mut reader: WalReader<S>, start: Lsn) -> u64 {
     let mut records = 0u64;
-    for rec in reader.records_from(wal.start) {
+    for rec in reader.records_from(start) {
         black_box(rec.expect("valid WAL").blocks.len());
         records += 1;
     }
@@ -174,6 +191,11 @@ fn main() {
         records,
         "file and memory readers disagree"
     );
+    assert_eq!(
+        from_files_read_ahead(&wal),
+        records,
+        "reading ahead changed what was read"
+    );
     let mut c = Criterion::default()
         .sample_size(10)
         .measurement_time(Duration::from_secs(if test { 1 } else { 15 }))
@@ -191,6 +213,10 @@ fn main() {
     g.bench_function(BenchmarkId::new("records_from_files", "bytes"), |b| {
         b.iter(|| from_files(&wal))
     });
+    g.bench_function(
+        BenchmarkId::new("records_from_files_read_ahead", "bytes"),
+        |b| b.iter(|| from_files_read_ahead(&wal)),
+    );
     g.finish();
     c.final_summary();
 }

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::filemap::FileKind;
+use rayon::prelude::*;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -21,13 +22,50 @@ pub struct Listed {
 
 /// Lists `root` recursively. Entries vanishing during the walk are skipped (a running server
 /// removes temporary files at any time); any other error names the path.
+///
+/// The walk is parallel: the first level (and the second under `base/` and `pg_tblspc/`) is
+/// read here, and every subtree below — each database directory, each tablespace, each other
+/// top-level directory — is walked by `walkdir` on the rayon pool. Each entry comes before
+/// the entries under it; the order is otherwise unspecified.
 pub fn list(root: &Path) -> Result<Vec<Listed>> {
-    let mut out = Vec::new();
-    walk(root, "", &mut out)?;
-    Ok(out)
+    enum Piece {
+        Entry(Listed),
+        Subtree(String),
+    }
+    let mut pieces = Vec::new();
+    for (entry, descend) in read_level(root, "")? {
+        let path = entry.path.clone();
+        pieces.push(Piece::Entry(entry));
+        if !descend {
+            continue;
+        }
+        if path == "base" || path == "pg_tblspc" {
+            for (inner, descend) in read_level(root, &path)? {
+                let inner_path = inner.path.clone();
+                pieces.push(Piece::Entry(inner));
+                if descend {
+                    pieces.push(Piece::Subtree(inner_path));
+                }
+            }
+        } else {
+            pieces.push(Piece::Subtree(path));
+        }
+    }
+    let parts: Vec<Vec<Listed>> = pieces
+        .into_par_iter()
+        .map(|p| match p {
+            Piece::Entry(l) => Ok(vec![l]),
+            Piece::Subtree(rel) => walk_subtree(root, &rel),
+        })
+        .collect::<Result<_>>()?;
+    Ok(parts.concat())
 }
 
-fn walk(root: &Path, rel: &str, out: &mut Vec<Listed>) -> Result<()> {
+/// The entries of directory `rel` (`""`: the root), each with whether to list what is under it:
+/// directories, `pg_wal` when it is a symlink (listed as a directory), and the symlinks in
+/// `pg_tblspc/` (listed as symlinks, their contents under their own path). A directory other
+/// than the root that vanished has no entries.
+fn read_level(root: &Path, rel: &str) -> Result<Vec<(Listed, bool)>> {
     let dir = if rel.is_empty() {
         root.to_path_buf()
     } else {
@@ -35,19 +73,16 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<Listed>) -> Result<()> {
     };
     let rd = match fs::read_dir(&dir) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !rel.is_empty() => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !rel.is_empty() => {
+            return Ok(Vec::new())
+        }
         Err(e) => return Err(Error::io("open directory", &dir, e)),
     };
+    let mut out = Vec::new();
     for item in rd {
         let item = item.map_err(|e| Error::io("read directory", &dir, e))?;
         let name = item.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(Error::Usage(format!(
-                "file name \"{}\" in \"{}\" is not valid UTF-8",
-                name.to_string_lossy(),
-                dir.display()
-            )));
-        };
+        let name = utf8_name(&name, &dir)?;
         let path = if rel.is_empty() {
             name.to_string()
         } else {
@@ -61,39 +96,114 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<Listed>) -> Result<()> {
         };
         let ft = meta.file_type();
         if ft.is_symlink() {
-            let target =
-                fs::read_link(&full).map_err(|e| Error::io("read symbolic link", &full, e))?;
             if path == "pg_wal" {
-                out.push(Listed {
-                    path: path.clone(),
-                    kind: FileKind::Dir,
-                });
-                walk(root, &path, out)?;
+                out.push((
+                    Listed {
+                        path,
+                        kind: FileKind::Dir,
+                    },
+                    true,
+                ));
             } else {
-                let target = target.to_string_lossy().into_owned();
-                out.push(Listed {
-                    path: path.clone(),
-                    kind: FileKind::Symlink { target },
-                });
-                if rel == "pg_tblspc" {
-                    walk(root, &path, out)?;
-                }
+                let kind = symlink_kind(&full)?;
+                out.push((Listed { path, kind }, rel == "pg_tblspc"));
             }
         } else if ft.is_dir() {
-            out.push(Listed {
-                path: path.clone(),
-                kind: FileKind::Dir,
-            });
-            walk(root, &path, out)?;
+            out.push((
+                Listed {
+                    path,
+                    kind: FileKind::Dir,
+                },
+                true,
+            ));
         } else if ft.is_file() {
-            out.push(Listed {
-                path,
-                kind: FileKind::File { size: meta.len() },
-            });
+            let kind = FileKind::File { size: meta.len() };
+            out.push((Listed { path, kind }, false));
         }
         // Sockets, FIFOs and devices are never part of a cluster's state.
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Everything under `rel` (a directory, or a symlink to one, which is followed), not following
+/// any symlink below it.
+fn walk_subtree(root: &Path, rel: &str) -> Result<Vec<Listed>> {
+    let base = root.join(rel);
+    let mut out = Vec::new();
+    for item in walkdir::WalkDir::new(&base)
+        .min_depth(1)
+        .follow_links(false)
+    {
+        let entry = match item {
+            Ok(entry) => entry,
+            Err(e) => {
+                let path = e.path().unwrap_or(&base).to_path_buf();
+                let op = if e.depth() == 0 {
+                    "open directory"
+                } else {
+                    "read directory"
+                };
+                match e.into_io_error() {
+                    Some(io) if io.kind() == std::io::ErrorKind::NotFound => continue,
+                    Some(io) => return Err(Error::io(op, path, io)),
+                    None => {
+                        return Err(Error::Usage(format!(
+                            "could not list directory \"{}\"",
+                            path.display()
+                        )))
+                    }
+                }
+            }
+        };
+        let full = entry.path();
+        let parent = full.parent().unwrap_or(&base);
+        utf8_name(entry.file_name(), parent)?;
+        // Every component above was checked when its directory was listed.
+        let sub = full
+            .strip_prefix(&base)
+            .ok()
+            .and_then(Path::to_str)
+            .ok_or_else(|| {
+                Error::Usage(format!("path \"{}\" is not valid UTF-8", full.display()))
+            })?;
+        let path = format!("{rel}/{sub}");
+        let ft = entry.file_type();
+        let kind = if ft.is_symlink() {
+            symlink_kind(full)?
+        } else if ft.is_dir() {
+            FileKind::Dir
+        } else if ft.is_file() {
+            match entry.metadata() {
+                Ok(m) => FileKind::File { size: m.len() },
+                Err(e) => match e.into_io_error() {
+                    Some(io) if io.kind() == std::io::ErrorKind::NotFound => continue,
+                    Some(io) => return Err(Error::io("stat file", full, io)),
+                    None => continue,
+                },
+            }
+        } else {
+            continue;
+        };
+        out.push(Listed { path, kind });
+    }
+    Ok(out)
+}
+
+fn symlink_kind(full: &Path) -> Result<FileKind> {
+    let target = fs::read_link(full).map_err(|e| Error::io("read symbolic link", full, e))?;
+    Ok(FileKind::Symlink {
+        target: target.to_string_lossy().into_owned(),
+    })
+}
+
+fn utf8_name<'a>(name: &'a std::ffi::OsStr, dir: &Path) -> Result<&'a str> {
+    name.to_str().ok_or_else(|| {
+        Error::Usage(format!(
+            "file name \"{}\" in \"{}\" is not valid UTF-8",
+            name.to_string_lossy(),
+            dir.display()
+        ))
+    })
 }
 
 /// Checks that `path` is a safe relative data-directory path: not empty, not absolute, no
@@ -198,6 +308,139 @@ mod tests {
         assert_eq!(got[2].kind, FileKind::File { size: 100 });
         assert!(matches!(got[4].kind, FileKind::Symlink { .. }));
         assert_eq!(got[8].kind, FileKind::Dir);
+    }
+
+    /// The sequential walk `list` replaced, kept as the reference for its output.
+    fn reference(root: &Path, rel: &str, out: &mut Vec<Listed>) {
+        let dir = if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(rel)
+        };
+        let Ok(rd) = fs::read_dir(&dir) else { return };
+        for item in rd {
+            let name = item.unwrap().file_name().into_string().unwrap();
+            let path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let full = dir.join(&name);
+            let ft = fs::symlink_metadata(&full).unwrap().file_type();
+            if ft.is_symlink() {
+                let target = fs::read_link(&full).unwrap().to_string_lossy().into_owned();
+                if path == "pg_wal" {
+                    out.push(Listed {
+                        path: path.clone(),
+                        kind: FileKind::Dir,
+                    });
+                    reference(root, &path, out);
+                } else {
+                    out.push(Listed {
+                        path: path.clone(),
+                        kind: FileKind::Symlink { target },
+                    });
+                    if rel == "pg_tblspc" {
+                        reference(root, &path, out);
+                    }
+                }
+            } else if ft.is_dir() {
+                out.push(Listed {
+                    path: path.clone(),
+                    kind: FileKind::Dir,
+                });
+                reference(root, &path, out);
+            } else if ft.is_file() {
+                let size = fs::metadata(&full).unwrap().len();
+                out.push(Listed {
+                    path,
+                    kind: FileKind::File { size },
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn same_as_the_sequential_walk() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let o = outside.path();
+        for db in 1..=12 {
+            fs::create_dir_all(root.join(format!("base/{db}/pgsql_tmp"))).unwrap();
+            for rel in 0..40 {
+                fs::write(
+                    root.join(format!("base/{db}/{}", 16384 + rel)),
+                    vec![1u8; rel],
+                )
+                .unwrap();
+            }
+        }
+        fs::create_dir_all(root.join("global")).unwrap();
+        fs::write(root.join("global/pg_control"), [0u8; 8192]).unwrap();
+        fs::create_dir_all(root.join("pg_wal/archive_status")).unwrap();
+        fs::write(root.join("pg_wal/archive_status/x.done"), b"").unwrap();
+        fs::write(root.join("PG_VERSION"), b"15\n").unwrap();
+        // Symlinks that are not followed: in a database, at the top, inside a tablespace.
+        fs::create_dir_all(o.join("elsewhere/deep")).unwrap();
+        fs::write(o.join("elsewhere/deep/f"), b"x").unwrap();
+        symlink(o.join("elsewhere"), root.join("base/3/link")).unwrap();
+        symlink(o.join("elsewhere"), root.join("top-link")).unwrap();
+        // Tablespaces: one symlinked (with a symlink inside), one dangling, one in place.
+        fs::create_dir_all(o.join("ts/PG_15_1/5")).unwrap();
+        fs::write(o.join("ts/PG_15_1/5/16400"), [0u8; 16]).unwrap();
+        symlink(o.join("elsewhere"), o.join("ts/PG_15_1/5/inner-link")).unwrap();
+        fs::create_dir_all(root.join("pg_tblspc/16500/PG_15_1/7")).unwrap();
+        fs::write(root.join("pg_tblspc/16500/PG_15_1/7/1"), [0u8; 3]).unwrap();
+        symlink(o.join("ts"), root.join("pg_tblspc/16401")).unwrap();
+        symlink(o.join("gone"), root.join("pg_tblspc/16402")).unwrap();
+        let mut want = Vec::new();
+        reference(root, "", &mut want);
+        let mut got = list(root).unwrap();
+        let key = |l: &Listed| l.path.clone();
+        want.sort_by_key(key);
+        got.sort_by_key(key);
+        assert_eq!(got, want);
+        assert!(got
+            .iter()
+            .any(|l| l.path == "pg_tblspc/16401/PG_15_1/5/16400"));
+        assert!(got
+            .iter()
+            .any(|l| l.path == "pg_tblspc/16401/PG_15_1/5/inner-link"));
+        assert!(!got.iter().any(|l| l.path.contains("inner-link/")));
+        assert!(!got.iter().any(|l| l.path.starts_with("base/3/link/")));
+        assert!(got.iter().any(|l| l.path == "pg_tblspc/16402"));
+        assert_eq!(got.len(), 12 * 42 + 20);
+        // Every entry comes before the entries under it.
+        let order = list(root).unwrap();
+        let pos: std::collections::HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.path.as_str(), i))
+            .collect();
+        for (i, l) in order.iter().enumerate() {
+            if let Some((parent, _)) = l.path.rsplit_once('/') {
+                assert!(pos[parent] < i, "{} before {parent}", l.path);
+            }
+        }
+    }
+
+    #[test]
+    fn non_utf8_names_are_errors_naming_the_directory() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("base/5/sub");
+        fs::create_dir_all(&db).unwrap();
+        let bad = std::ffi::OsStr::from_bytes(b"rel\xff");
+        fs::write(db.join(bad), b"x").unwrap();
+        let err = list(d.path()).unwrap_err().to_string();
+        assert!(err.contains("is not valid UTF-8"), "{err}");
+        assert!(err.contains("base/5/sub"), "{err}");
+        fs::remove_file(db.join(bad)).unwrap();
+        fs::write(d.path().join(bad), b"x").unwrap();
+        assert!(list(d.path()).is_err());
+        assert!(list(&d.path().join("missing")).is_err());
     }
 
     #[test]

@@ -74,12 +74,54 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A relation file cannot be scanned (its size is not a whole number of pages).
+    #[error("relation file \"{}\": {message}", path.display())]
+    Relation {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// `--verify-blocks`: a page the target wrote at or after the divergence point is missing
+    /// from the block set derived from the target's WAL. Copying only that set would leave the
+    /// page as the target wrote it: the WAL scan is wrong, and the rebuild stops.
+    #[error(
+        "block {block} of file \"{path}\" has page LSN {lsn}, at or after the divergence point {divergence}, \
+         but the target's WAL names no change to it{}; the WAL-derived block set is incomplete \
+         (a bug in gsbuild's WAL scan: rebuilding from it would lose this page's changes), so nothing was written. \
+         --changed-blocks=page-lsn finds changed blocks without the WAL",
+        if *more > 0 { format!(" ({more} more such pages)") } else { String::new() }
+    )]
+    UnaccountedPage {
+        /// The relation segment file, relative to the data directory.
+        path: String,
+        /// Block number within that file.
+        block: u32,
+        /// The page's `pd_lsn`.
+        lsn: Lsn,
+        /// The divergence point (the scan's threshold).
+        divergence: Lsn,
+        /// How many other pages failed the same check.
+        more: u64,
+    },
     /// Bad options or a bad command line.
     #[error("{0}")]
     Usage(String),
 }
 
 impl Error {
+    /// This error, saying it came from the source `peer` when it is a query error: a lost
+    /// connection's message ("connection closed") does not say which server it was.
+    pub fn at_source(self, peer: &str) -> Error {
+        match self {
+            Error::Source { query, message } if !message.contains(peer) => Error::Source {
+                query,
+                message: format!("{message} (source {peer})"),
+            },
+            e => e,
+        }
+    }
+
     /// An [`Error::Io`] for `op` on `path`.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
@@ -87,5 +129,31 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_errors_name_the_source_once() {
+        let peer = "server=db1:5432 user=u dbname=d sslmode=prefer";
+        let lost = Error::Source {
+            query: "SELECT 1".into(),
+            message: "connection closed".into(),
+        };
+        let e = lost.at_source(peer).to_string();
+        assert!(
+            e.contains(&format!("connection closed (source {peer})")),
+            "{e}"
+        );
+        let named = Error::Source {
+            query: "SELECT 1".into(),
+            message: format!("lost {peer}"),
+        };
+        assert_eq!(named.at_source(peer).to_string().matches(peer).count(), 1);
+        let io = Error::io("open file", "x", std::io::Error::other("no"));
+        assert!(!io.at_source(peer).to_string().contains("db1"));
     }
 }

@@ -11,7 +11,10 @@ use std::sync::OnceLock;
 
 /// Every failpoint, in the order a rebuild reaches them, with what is happening there.
 pub const POINTS: &[(&str, &str)] = &[
-    ("wal-scan", "after the target's WAL was scanned"),
+    (
+        "wal-scan",
+        "after the target's WAL was scanned (with --changed-blocks=page-lsn: after the page-LSN scan, which follows the two listings)",
+    ),
     ("list-source", "after the source's file list was read"),
     ("list-target", "after the target's file list was read"),
     (

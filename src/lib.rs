@@ -5,7 +5,8 @@
 //!
 //! - formats: [`lsn`], [`version`], [`cursor`], [`control`], [`xlog`], [`timeline`], [`relpath`];
 //! - connections: [`conninfo`], [`replication`], [`source`];
-//! - the rebuild: [`rewind`] (phases 1–5, up to the [`plan`]), [`walscan`], [`datadir`],
+//! - the rebuild: [`rewind`] (phases 1–5, up to the [`plan`]), [`walscan`], [`pagescan`] and
+//!   [`pagelsn`] (changed blocks by page LSN), [`datadir`],
 //!   [`filemap`], [`execute`] and [`target`] (phases 6–7), [`pgconf`], [`pgserver`];
 //! - tools for people and tests: [`inspect`];
 //! - errors: [`error`];
@@ -26,6 +27,8 @@ pub mod fuzzing;
 pub mod inspect;
 pub mod journal;
 pub mod lsn;
+pub mod pagelsn;
+pub mod pagescan;
 pub mod pgconf;
 pub mod pgserver;
 pub mod plan;

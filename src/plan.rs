@@ -239,34 +239,41 @@ pub struct FileMapInput<'a> {
 
 /// Builds the file part of the plan: merges both listings, decides every action, attaches the
 /// changed blocks that lie inside both files, and sorts into execution order.
+///
+/// Linear after sorting each listing by path: the sorted listings are merged side by side, and
+/// each decided entry goes to its action's bucket in path order, so the buckets concatenated
+/// are the execution order (removals reversed: deepest paths first). A path listed twice on one
+/// side counts once, with its last listing.
 pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)> {
-    let mut entries: HashMap<String, FileEntry> = HashMap::with_capacity(input.target.len() + 64);
+    let FileMapInput {
+        mut source,
+        mut target,
+        changed_blocks,
+        is_rel_main,
+        policy,
+        wal,
+    } = input;
     let mut totals = Totals::default();
-    for (path, kind) in input.source {
-        crate::datadir::check_source_entry(&path, &kind)?;
+    for (path, kind) in &source {
+        crate::datadir::check_source_entry(path, kind)?;
         totals.source_bytes += kind.size();
-        entries
-            .entry(path.clone())
-            .or_insert_with(|| FileEntry::new(path))
-            .source = Some(kind);
     }
-    for (path, kind) in input.target {
-        entries
-            .entry(path.clone())
-            .or_insert_with(|| FileEntry::new(path))
-            .target = Some(kind);
-    }
-    let mut files = Vec::new();
-    for (_, mut e) in entries {
-        e.is_rel_main = (input.is_rel_main)(&e.path);
+    // Stable sorts, so that of a path listed twice the last listing is the one kept.
+    source.sort_by(|a, b| a.0.cmp(&b.0));
+    target.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut buckets: [Vec<PlannedFile>; ACTIONS.len()] = Default::default();
+    let mut counts = [0u64; ACTIONS.len()];
+    let mut visit = |mut e: FileEntry| -> Result<()> {
+        e.is_rel_main = is_rel_main(&e.path);
         let action = match filemap::wal_segment_name(&e.path) {
-            Some(name) => filemap::decide_wal_segment(&e, name, input.wal),
-            None => filemap::decide_action(&e, input.policy)
-                .map_err(|err| Error::Usage(err.to_string()))?,
+            Some(name) => filemap::decide_wal_segment(&e, name, wal),
+            None => {
+                filemap::decide_action(&e, policy).map_err(|err| Error::Usage(err.to_string()))?
+            }
         };
-        let blocks = attached_blocks(&e, action, input.changed_blocks);
+        let blocks = attached_blocks(&e, action, changed_blocks);
         if action == Action::None && blocks.is_empty() {
-            continue;
+            return Ok(());
         }
         let src = e.source.as_ref().map(FileKind::size).unwrap_or(0);
         let tgt = e.target.as_ref().map(FileKind::size).unwrap_or(0);
@@ -275,13 +282,11 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
             Action::CopyTail => src - tgt + blocks.len() as u64 * u64::from(BLCKSZ),
             _ => blocks.len() as u64 * u64::from(BLCKSZ),
         };
-        *totals
-            .actions
-            .entry(action_name(action).to_string())
-            .or_default() += 1;
+        let i = action_index(action);
+        counts[i] += 1;
         totals.blocks += blocks.len() as u64;
         totals.bytes_to_copy += bytes;
-        files.push(PlannedFile {
+        buckets[i].push(PlannedFile {
             path: e.path,
             action,
             source: e.source,
@@ -289,17 +294,97 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
             blocks,
             bytes,
         });
+        Ok(())
+    };
+    merge_listings(source, target, &mut visit)?;
+    for (i, n) in counts.into_iter().enumerate() {
+        if n > 0 {
+            totals
+                .actions
+                .insert(action_name(ACTIONS[i]).to_string(), n);
+        }
     }
-    files.sort_by(|a, b| {
-        a.action.cmp(&b.action).then_with(|| {
-            if a.action == Action::Remove {
-                b.path.cmp(&a.path)
-            } else {
-                a.path.cmp(&b.path)
+    buckets[action_index(Action::Remove)].reverse();
+    Ok((buckets.concat(), totals))
+}
+
+/// Every action, in execution order (the order of [`Action`]'s declaration).
+const ACTIONS: [Action; 6] = [
+    Action::Create,
+    Action::Copy,
+    Action::CopyTail,
+    Action::None,
+    Action::Truncate,
+    Action::Remove,
+];
+
+fn action_index(a: Action) -> usize {
+    match a {
+        Action::Create => 0,
+        Action::Copy => 1,
+        Action::CopyTail => 2,
+        Action::None => 3,
+        Action::Truncate => 4,
+        Action::Remove => 5,
+    }
+}
+
+type Listing = Vec<(String, FileKind)>;
+
+/// Calls `visit` with one entry per path of two listings sorted by path, in path order.
+fn merge_listings(
+    source: Listing,
+    target: Listing,
+    visit: &mut dyn FnMut(FileEntry) -> Result<()>,
+) -> Result<()> {
+    let mut s = source.into_iter().peekable();
+    let mut t = target.into_iter().peekable();
+    // The next distinct path of a sorted listing (the last of equal neighbours).
+    fn next_path(
+        it: &mut std::iter::Peekable<std::vec::IntoIter<(String, FileKind)>>,
+    ) -> Option<(String, FileKind)> {
+        let mut cur = it.next()?;
+        while let Some(next) = it.next_if(|n| n.0 == cur.0) {
+            cur = next;
+        }
+        Some(cur)
+    }
+    let (mut a, mut b) = (next_path(&mut s), next_path(&mut t));
+    loop {
+        let (path, source, target) = match (a.take(), b.take()) {
+            (None, None) => return Ok(()),
+            (Some((p, k)), None) => {
+                a = next_path(&mut s);
+                (p, Some(k), None)
             }
-        })
-    });
-    Ok((files, totals))
+            (None, Some((p, k))) => {
+                b = next_path(&mut t);
+                (p, None, Some(k))
+            }
+            (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                std::cmp::Ordering::Less => {
+                    b = Some(y);
+                    a = next_path(&mut s);
+                    (x.0, Some(x.1), None)
+                }
+                std::cmp::Ordering::Greater => {
+                    a = Some(x);
+                    b = next_path(&mut t);
+                    (y.0, None, Some(y.1))
+                }
+                std::cmp::Ordering::Equal => {
+                    a = next_path(&mut s);
+                    b = next_path(&mut t);
+                    (x.0, Some(x.1), Some(y.1))
+                }
+            },
+        };
+        visit(FileEntry {
+            source,
+            target,
+            ..FileEntry::new(path)
+        })?;
+    }
 }
 
 /// The changed blocks of a main-fork segment that still need copying: only where the file
@@ -420,6 +505,103 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(1, 1), (2, 6)]
         );
+    }
+
+    /// The merge gives what a map of every path, decided one by one and sorted by (action,
+    /// path; removals reversed), gives — duplicates included (the last listing wins).
+    #[test]
+    fn merge_matches_a_map_and_a_sort() {
+        let b = u64::from(BLCKSZ);
+        let mut source = Vec::new();
+        let mut target = Vec::new();
+        let mut x = 7u64;
+        let mut rnd = |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        for i in 0..3000u64 {
+            let path = match rnd(5) {
+                0 => format!("base/{}", rnd(20) + 1),
+                1 => format!("base/{}/{}_fsm", rnd(20) + 1, rnd(50) + 1),
+                2 => format!("pg_wal/0000000100000000000000{:02X}", rnd(8)),
+                _ => format!("base/{}/{}", rnd(20) + 1, rnd(50) + 1),
+            };
+            let kind = if path.matches('/').count() == 1 && path.starts_with("base") {
+                FileKind::Dir
+            } else {
+                f((rnd(4) + 1) * b)
+            };
+            match i % 3 {
+                0 => source.push((path, kind)),
+                1 => target.push((path, kind)),
+                _ => {
+                    source.push((path.clone(), kind.clone()));
+                    target.push((path, kind));
+                }
+            }
+        }
+        let mut changed = HashMap::new();
+        for r in 1..=50 {
+            changed.insert(format!("base/3/{r}"), BTreeSet::from([0, 1, 2, 3]));
+        }
+        let wal = WalWindow {
+            first_segment: XLogSegNo(3),
+            seg_size: 16 << 20,
+        };
+        let is_rel = |p: &str| crate::relpath::is_main_fork_data_file(p);
+        let policy = Policy::default();
+        // The reference.
+        let mut map: HashMap<String, FileEntry> = HashMap::new();
+        for (p, k) in &source {
+            map.entry(p.clone())
+                .or_insert_with(|| FileEntry::new(p.clone()))
+                .source = Some(k.clone());
+        }
+        for (p, k) in &target {
+            map.entry(p.clone())
+                .or_insert_with(|| FileEntry::new(p.clone()))
+                .target = Some(k.clone());
+        }
+        let mut want = Vec::new();
+        for (_, mut e) in map {
+            e.is_rel_main = is_rel(&e.path);
+            let action = match filemap::wal_segment_name(&e.path) {
+                Some(name) => filemap::decide_wal_segment(&e, name, &wal),
+                None => filemap::decide_action(&e, &policy).unwrap(),
+            };
+            let blocks = attached_blocks(&e, action, &changed);
+            if action != Action::None || !blocks.is_empty() {
+                want.push((action, e.path, blocks));
+            }
+        }
+        want.sort_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                if a.0 == Action::Remove {
+                    b.1.cmp(&a.1)
+                } else {
+                    a.1.cmp(&b.1)
+                }
+            })
+        });
+        let (files, totals) = build_files(FileMapInput {
+            source,
+            target,
+            changed_blocks: &changed,
+            is_rel_main: &is_rel,
+            policy: &policy,
+            wal: &wal,
+        })
+        .unwrap();
+        let got: Vec<_> = files
+            .into_iter()
+            .map(|f| (f.action, f.path, f.blocks))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(totals.actions.values().sum::<u64>(), want.len() as u64);
+        assert!(want.iter().any(|w| w.0 == Action::Remove));
+        assert!(want.iter().any(|w| !w.2.is_empty()));
     }
 
     #[test]

@@ -167,8 +167,14 @@ fn is_tablespace_version_dir(dir: &str) -> bool {
 /// (the file map treats them as ordinary files, which pg_rewind excludes anyway). The version
 /// directory is accepted for any major; the caller compares it with its own when that matters.
 pub fn classify(path: &str) -> Option<RelFile> {
-    let parts: Vec<&str> = path.split('/').collect();
-    let (spc, db, name) = match parts.as_slice() {
+    // At most five components; no allocation (the file map classifies every listed path).
+    let mut parts = [""; 5];
+    let mut n = 0;
+    for part in path.split('/') {
+        *parts.get_mut(n)? = part;
+        n += 1;
+    }
+    let (spc, db, name) = match parts.get(..n)? {
         ["global", name] => (GLOBAL_TABLESPACE_OID, 0, *name),
         ["base", db, name] => (DEFAULT_TABLESPACE_OID, parse_number(db)?, *name),
         ["pg_tblspc", spc, version, db, name] if is_tablespace_version_dir(version) => {

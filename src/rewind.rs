@@ -8,20 +8,20 @@
 use crate::conninfo::{ConnInfo, Environment};
 use crate::control::{read_control_file, ControlFile, DbState};
 use crate::error::{Error, Result};
-use crate::filemap::{Policy, WalWindow};
+use crate::filemap::{FileKind, Policy, WalWindow};
 use crate::journal::{self, Journal, State as JournalState};
 use crate::lsn::{Lsn, TimeLineId};
 use crate::plan::{self, CommonCheckpoint, Divergence, FileMapInput, Plan, WalPlan};
 use crate::replication::ClientOptions;
 use crate::source::local::LocalSource;
-use crate::source::peer::PeerNamed;
 use crate::source::server::ServerSource;
 use crate::source::Source;
 use crate::target::SyncMethod;
 use crate::timeline::{self, find_divergence, parse_history, TimeLineHistoryEntry};
 use crate::walscan::{self, FoundCheckpoint, RestoringWalDir};
+use crate::xlog::readahead::ReadAhead;
 use crate::xlog::{WalReader, WalStreamReader, XLOG_BLCKSZ};
-use crate::{datadir, pgconf, pgserver, relpath};
+use crate::{datadir, pagelsn, pgconf, pgserver, relpath};
 use std::path::{Path, PathBuf};
 
 /// Where to copy from.
@@ -181,13 +181,27 @@ pub fn prepare_with_source(
 
 fn prepare_from(
     opts: Options,
+    given: Option<Box<dyn Source + Send>>,
+    rep: &mut dyn Reporter,
+) -> Result<Prepared> {
+    let mut peer = None;
+    prepare_named(opts, given, &mut peer, rep).map_err(|e| match &peer {
+        Some(p) => e.at_source(p),
+        None => e,
+    })
+}
+
+/// [`prepare_from`], recording in `peer` which source it opened, for its errors.
+fn prepare_named(
+    opts: Options,
     mut given: Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
     rep: &mut dyn Reporter,
 ) -> Result<Prepared> {
     // 0. An interrupted rebuild is finished before anything else.
     match journal::inspect(&opts.target)? {
         JournalState::Clean => {}
-        JournalState::Interrupted(j) => return prepare_resume(opts, given, *j, rep),
+        JournalState::Interrupted(j) => return prepare_resume(opts, given, peer, *j, rep),
         JournalState::NotStarted(j) => {
             rep.info(&format!(
                 "discarding the journal of the rebuild started at {}, which stopped before changing anything",
@@ -205,7 +219,7 @@ fn prepare_from(
             if !opts.dry_run {
                 journal::discard(&opts.target)?;
             }
-            let (source, conninfo) = open_given(&opts, &mut given, rep)?;
+            let (source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
             let target_control = read_control_file(&opts.target)?;
             let plan = Plan {
                 divergence: None,
@@ -231,7 +245,7 @@ fn prepare_from(
     let target_control = inspect_target(&opts, rep)?;
     let seg_size = target_control.xlog_seg_size;
     // 2. Connect to the source and check that the two clusters fit.
-    let (mut source, conninfo) = open_given(&opts, &mut given, rep)?;
+    let (mut source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
     let source_control = crate::control::ControlFile::decode(
         &source.fetch_file("global/pg_control")?,
     )
@@ -255,7 +269,12 @@ fn prepare_from(
     let target_history = target_history(&opts.target, target_tli)?;
     let restore = restore_command(&opts)?;
     let mut target_wal = WalReader::new(
-        RestoringWalDir::new(&opts.target, seg_size, target_history.clone(), restore),
+        RestoringWalDir::new(
+            &opts.target,
+            seg_size,
+            target_history.clone(),
+            restore.clone(),
+        ),
         seg_size,
         Some(target_control.system_identifier),
     );
@@ -275,18 +294,34 @@ fn prepare_from(
             .join("pg_wal")
             .join(timeline::history_file_name(target_tli))
     })?;
-    let found = find_common_point(
-        &mut target_wal,
-        source.as_mut(),
-        &Histories {
-            source: &source_history,
-            target: &target_history,
-        },
-        &target_control,
-        target_end,
-        source_end,
-        seg_size,
-    )?;
+    if opts.verify_blocks && opts.changed_blocks == ChangedBlocks::PageLsn {
+        return Err(Error::Usage(
+            "--verify-blocks checks the blocks found in the target's WAL against page LSNs; it cannot be combined with --changed-blocks=page-lsn".into(),
+        ));
+    }
+    let histories = Histories {
+        source: &source_history,
+        target: &target_history,
+    };
+    let found = match opts.changed_blocks {
+        ChangedBlocks::Wal => find_common_point(
+            &mut target_wal,
+            source.as_mut(),
+            &histories,
+            &target_control,
+            target_end,
+            source_end,
+            seg_size,
+        )?,
+        ChangedBlocks::PageLsn => find_common_point_page_lsn(
+            &mut target_wal,
+            source.as_mut(),
+            &histories,
+            &target_control,
+            (target_end, source_end),
+            rep,
+        )?,
+    };
     let base = Plan {
         source: source.describe(),
         target: opts.target.display().to_string(),
@@ -319,31 +354,67 @@ fn prepare_from(
         "rewinding from last common checkpoint at {} on timeline {}",
         ckpt.lsn, ckpt_tli
     ));
-    // 4. Every block the target changed since the common redo point.
-    rep.step("reading WAL in target");
+    // 4. Every block the target changed since the common redo point: from its WAL, or (with
+    // --changed-blocks=page-lsn) from page LSNs once the file lists are known.
     let redo = ckpt.checkpoint.redo;
     let tsdir =
         walscan::tablespace_version_dir(target_control.major, target_control.catalog_version_no);
-    let (changed, records) =
-        walscan::scan_changed_blocks(&mut target_wal, redo, target_end, &tsdir)?;
-    crate::failpoint::hit("wal-scan");
-    rep.debug(&format!(
-        "read {records} WAL records from {redo} to {target_end}"
-    ));
+    let wal_changed = match opts.changed_blocks {
+        ChangedBlocks::Wal => {
+            rep.step("reading WAL in target");
+            // Forward through every segment to the end: the next one is read while one is
+            // decoded.
+            let dir = RestoringWalDir::new(&opts.target, seg_size, target_history.clone(), restore);
+            let mut scan_wal = WalReader::new(
+                ReadAhead::new(dir, target_end.segment(seg_size)),
+                seg_size,
+                Some(target_control.system_identifier),
+            );
+            let (changed, records) =
+                walscan::scan_changed_blocks(&mut scan_wal, redo, target_end, &tsdir)?;
+            crate::failpoint::hit("wal-scan");
+            rep.debug(&format!(
+                "read {records} WAL records from {redo} to {target_end}"
+            ));
+            Some(changed)
+        }
+        ChangedBlocks::PageLsn => None,
+    };
     // 5. File map and plan.
     rep.step("reading source file list");
-    let source_files = source
+    let source_files: Vec<(String, FileKind)> = source
         .list_files()?
         .into_iter()
         .map(|f| (f.path, f.kind))
         .collect();
     crate::failpoint::hit("list-source");
     rep.step("reading target file list");
-    let target_files = datadir::list(&opts.target)?
+    let target_files: Vec<(String, FileKind)> = datadir::list(&opts.target)?
         .into_iter()
         .map(|l| (l.path, l.kind))
         .collect();
     crate::failpoint::hit("list-target");
+    let scan_input = pagelsn::ScanInput {
+        target: &opts.target,
+        source_files: &source_files,
+        target_files: &target_files,
+        tablespace_dir: &tsdir,
+        divergence: divergence.lsn,
+        redo,
+    };
+    let changed = match wal_changed {
+        Some(changed) => {
+            if opts.verify_blocks {
+                pagelsn::verify_wal_blocks(&scan_input, &changed, rep)?;
+            }
+            changed
+        }
+        None => {
+            let changed = pagelsn::page_lsn_blocks(&scan_input, rep)?;
+            crate::failpoint::hit("wal-scan");
+            changed
+        }
+    };
     let window = wal_window(redo, seg_size);
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
     let policy = Policy {
@@ -400,6 +471,7 @@ fn prepare_from(
 fn prepare_resume(
     opts: Options,
     mut given: Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
     journal: Journal,
     rep: &mut dyn Reporter,
 ) -> Result<Prepared> {
@@ -418,7 +490,7 @@ fn prepare_resume(
     }
     let target_control = read_control_file(&opts.target.join(journal::CONTROL_ASIDE))?;
     let seg_size = target_control.xlog_seg_size;
-    let (mut source, conninfo) = open_given(&opts, &mut given, rep)?;
+    let (mut source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
     let source_control = crate::control::ControlFile::decode(
         &source.fetch_file("global/pg_control")?,
     )
@@ -531,16 +603,20 @@ fn inspect_target(opts: &Options, rep: &mut dyn Reporter) -> Result<ControlFile>
     Ok(cf)
 }
 
-/// The caller's source when one was given, else the one `opts.source` names.
+/// The caller's source when one was given, else the one `opts.source` names; `peer` is set
+/// to its description.
 fn open_given(
     opts: &Options,
     given: &mut Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
     rep: &mut dyn Reporter,
 ) -> Result<(Box<dyn Source + Send>, Option<ConnInfo>)> {
-    match given.take() {
-        Some(source) => Ok((source, None)),
-        None => open_source(opts, rep),
-    }
+    let opened = match given.take() {
+        Some(source) => (source, None),
+        None => open_source(opts, rep)?,
+    };
+    *peer = Some(opened.0.describe());
+    Ok(opened)
 }
 
 fn open_source(
@@ -567,7 +643,7 @@ fn open_source(
     let info = ConnInfo::resolve(&connstr, &opts.env).map_err(|e| Error::Usage(e.to_string()))?;
     let server = ServerSource::connect(info.clone(), opts.env.clone(), opts.client)?;
     rep.step("connected to server");
-    Ok((Box::new(PeerNamed::new(server)), Some(info)))
+    Ok((Box::new(server), Some(info)))
 }
 
 fn check_compatible(
@@ -757,6 +833,59 @@ fn find_common_point<S: crate::xlog::SegmentSource>(
     same_timeline(
         target_wal, source, h.source, tc, target_end, source_end, seg_size,
     )
+}
+
+/// Phase 3 for `--changed-blocks=page-lsn`, which must work when the target's WAL after the
+/// common checkpoint is gone. The divergence point comes from the timeline histories; the
+/// common checkpoint (whose redo point recovery starts from) from the target's WAL when it can
+/// still be walked back (and is cross-checked as in [`find_common_point`]), else from the
+/// source's WAL, where the history before the divergence point is the same. On one timeline
+/// only the target's WAL can show where the two sides part, so it is required then.
+fn find_common_point_page_lsn<S: crate::xlog::SegmentSource>(
+    target_wal: &mut WalReader<S>,
+    source: &mut dyn Source,
+    h: &Histories<'_>,
+    tc: &ControlFile,
+    ends: (Lsn, Lsn),
+    rep: &mut dyn Reporter,
+) -> Result<Option<(Divergence, FoundCheckpoint)>> {
+    let (target_end, source_end) = ends;
+    let seg_size = tc.xlog_seg_size;
+    let Some((lsn, tli)) = find_divergence(h.source, h.target) else {
+        return find_common_point(target_wal, source, h, tc, target_end, source_end, seg_size)
+            .map_err(|e| {
+                Error::Incompatible(format!(
+                    "source and target are on the same timeline, so only the target's WAL shows where they diverged, and it could not be used with --changed-blocks=page-lsn: {e}"
+                ))
+            });
+    };
+    if target_end <= lsn {
+        return Ok(None);
+    }
+    match walscan::last_checkpoint_before(target_wal, tc.checkpoint, lsn) {
+        Ok(_) => {
+            return find_common_point(target_wal, source, h, tc, target_end, source_end, seg_size)
+        }
+        Err(e) => rep.info(&format!(
+            "could not read the target's WAL back to a checkpoint before the divergence point ({e}); looking for one in the source's WAL"
+        )),
+    }
+    let ckpt =
+        pagelsn::last_checkpoint_in_source(source, h.source, lsn, seg_size, tc.system_identifier)?;
+    rep.info(&format!(
+        "found the last common checkpoint at {} in the source's WAL",
+        ckpt.lsn
+    ));
+    Ok(Some((
+        Divergence {
+            lsn,
+            tli,
+            source_tli: h.source.last().map(|e| e.tli).unwrap_or(TimeLineId(1)),
+            target_tli: h.target.last().map(|e| e.tli).unwrap_or(TimeLineId(1)),
+            method: "timeline-history".to_string(),
+        },
+        ckpt,
+    )))
 }
 
 /// Both sides on the same timeline: the WAL decides. The target's last record is looked up on

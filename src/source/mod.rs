@@ -5,7 +5,6 @@
 //! and WAL).
 
 pub mod local;
-pub mod peer;
 pub mod server;
 pub mod sqlwal;
 

@@ -1,7 +1,7 @@
 //! The write-ahead log of PostgreSQL 14–18: page headers ([`page`]), record and block-reference
 //! decoding ([`record`]), resource manager names ([`rmgr`]), the incremental record reader that
-//! assembles records from a byte stream ([`reader`]), and random access over WAL segment files
-//! ([`segment`]).
+//! assembles records from a byte stream ([`reader`]), random access over WAL segment files
+//! ([`segment`]), and reading the next segment ahead while one is decoded ([`readahead`]).
 //!
 //! Used by the divergence phase (reading the checkpoint record before the divergence point by
 //! following `xl_prev` backwards), the target WAL scan (block references of every record from
@@ -13,6 +13,7 @@
 //! a corrupt record in the middle of valid WAL.
 
 pub mod page;
+pub mod readahead;
 pub mod reader;
 pub mod record;
 pub mod rmgr;

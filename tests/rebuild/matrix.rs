@@ -1,7 +1,7 @@
 //! Every scenario on the other majors (14, 16, 17, 18) with both kinds of source; PostgreSQL 15's
 //! runs are declared next to the scenarios themselves.
 
-use crate::rich::rich;
+use crate::rich::{rich, rich_page_lsn};
 use crate::small::*;
 use crate::support::scenario::SourceKind::{Local, Server};
 
@@ -33,3 +33,18 @@ macro_rules! matrix {
 }
 
 matrix!(14 => pg14, 16 => pg16, 17 => pg17, 18 => pg18);
+
+// --changed-blocks=page-lsn beyond PostgreSQL 15: the rich pair on 14 (CREATE DATABASE copies
+// files) and 17 (checkpoints start with a REDO record), a target without its WAL on 18.
+#[test]
+fn rich_page_lsn_pg14_server() {
+    rich_page_lsn(14, Server)
+}
+#[test]
+fn rich_page_lsn_pg17_local() {
+    rich_page_lsn(17, Local)
+}
+#[test]
+fn missing_target_wal_page_lsn_pg18_server() {
+    missing_target_wal_page_lsn(18, Server)
+}

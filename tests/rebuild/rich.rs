@@ -10,6 +10,7 @@ use crate::support::scenario::*;
 use crate::support::*;
 use gsbuild::filemap::Action;
 use gsbuild::plan::Plan;
+use gsbuild::rewind::ChangedBlocks;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -161,8 +162,19 @@ fn action_of(plan: &Plan, path: &str) -> Option<Action> {
     plan.files.iter().find(|f| f.path == path).map(|f| f.action)
 }
 
-/// The whole rich scenario.
+/// The whole rich scenario, with the WAL method and `--verify-blocks` (the page-LSN scan must
+/// find every page the target wrote after the divergence in the WAL's block set).
 pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
+    rich_with(major, kind, via_binary, ChangedBlocks::Wal)
+}
+
+/// The rich scenario rebuilt with `--changed-blocks=page-lsn` (the target's WAL intact; the
+/// common checkpoint is found in it).
+pub(crate) fn rich_page_lsn(major: u32, kind: SourceKind) {
+    rich_with(major, kind, false, ChangedBlocks::PageLsn)
+}
+
+fn rich_with(major: u32, kind: SourceKind, via_binary: bool, method: ChangedBlocks) {
     let Some(pg) = install(major) else { return };
     let t0 = Instant::now();
     let ts_before = TestDir::new("ts-before");
@@ -221,6 +233,8 @@ pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
             datadir,
             "--source-server".into(),
             connstr,
+            "--verify-blocks".into(),
+            "--debug".into(),
             "-R".into(),
             "-T".into(),
             mapping,
@@ -233,16 +247,26 @@ pub(crate) fn rich(major: u32, kind: SourceKind, via_binary: bool) {
             "{err}"
         );
         assert!(err.contains("gsbuild: Done!"), "{err}");
+        assert!(err.contains("are in the WAL's block set"), "{err}");
         let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
         serde_json::from_value(doc["plan"].clone()).unwrap()
     } else {
         let mut opts = options(&old, &new, kind);
         opts.tablespace_mapping = vec![(ts_after.path.clone(), mapped.clone())];
+        opts.changed_blocks = method;
+        opts.verify_blocks = method == ChangedBlocks::Wal;
         let (r, rep) = rebuild(opts);
         let (plan, outcome) = r.unwrap();
         assert!(outcome.is_some());
         assert!(rep.saw("servers diverged at WAL location"));
         assert!(rep.saw("Done!"));
+        match method {
+            ChangedBlocks::Wal => assert!(rep.saw("are in the WAL's block set"), "{:?}", rep.lines),
+            ChangedBlocks::PageLsn => {
+                assert!(rep.saw("scanning page LSNs"), "{:?}", rep.lines);
+                assert!(!rep.saw("reading WAL in target"), "{:?}", rep.lines);
+            }
+        }
         plan
     };
     eprintln!("rebuilt after {:.2?}", t0.elapsed());

@@ -243,10 +243,10 @@ fn unclean_target_pg15_local() {
     unclean_target(15, SourceKind::Local);
 }
 
-/// Target WAL from the common checkpoint on was archived and removed from `pg_wal`: a clear
-/// error; then `-c` fetches it with the target's `restore_command` and the rebuild succeeds.
-pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
-    let Some(pg) = install(major) else { return };
+/// A diverged pair whose target archived its WAL from the common checkpoint on and lost it
+/// from `pg_wal` (every archived segment removed; the segment holding the target's shutdown
+/// checkpoint stays, as a cluster needs it to start). Returns (target, source, archive).
+fn pair_without_target_wal(pg: &PgInstall, name: &str) -> (Cluster, Cluster, TestDir) {
     let archive = TestDir::new("archive");
     let init = InitOptions {
         extra_conf: format!(
@@ -255,7 +255,7 @@ pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
         ),
         ..Default::default()
     };
-    let (mut old, mut new) = primary_and_standby_with(&pg, "nowal", &init, small_setup, &[]);
+    let (mut old, new) = primary_and_standby_with(pg, name, &init, small_setup, &[]);
     new.promote();
     small_diverge(&new, &old);
     for i in 0..3 {
@@ -293,11 +293,14 @@ pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
         }
     }
     assert!(removed >= 3, "only {removed} archived segments removed");
-    if kind == SourceKind::Local {
-        new.stop();
-    }
+    (old, new, archive)
+}
+
+/// The default (WAL) method on a target without its WAL: a clear error naming the missing
+/// segment, and the target untouched.
+fn assert_wal_method_fails(old: &Cluster, new: &Cluster, kind: SourceKind) {
     let before = tree_digest(&old.datadir());
-    let (r, _) = rebuild(options(&old, &new, kind));
+    let (r, _) = rebuild(options(old, new, kind));
     let err = r.expect_err("target WAL is missing").to_string();
     eprintln!("without -c: {err}");
     assert!(
@@ -309,6 +312,17 @@ pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
         &tree_digest(&old.datadir()),
         "a failed rebuild changed the target",
     );
+}
+
+/// Target WAL from the common checkpoint on was archived and removed from `pg_wal`: a clear
+/// error; then `-c` fetches it with the target's `restore_command` and the rebuild succeeds.
+pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let (mut old, mut new, archive) = pair_without_target_wal(&pg, "nowal");
+    if kind == SourceKind::Local {
+        new.stop();
+    }
+    assert_wal_method_fails(&old, &new, kind);
     old.append_conf(&format!(
         "restore_command = 'cp {}/%f %p'",
         archive.path.display()
@@ -318,6 +332,43 @@ pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
     rebuilt(rebuild(opts).0);
     assert_owned_by(&old.datadir(), owner_uid(&old));
     finish(kind, &mut new, &mut old, None);
+}
+
+/// The same lost target WAL, without an archive to restore it from: `--changed-blocks=page-lsn`
+/// finds the changed blocks by page LSN and the common checkpoint in the source's WAL, and the
+/// rebuilt target holds exactly the source's data.
+pub(crate) fn missing_target_wal_page_lsn(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let (mut old, mut new, _archive) = pair_without_target_wal(&pg, "nowal-lsn");
+    if kind == SourceKind::Local {
+        new.stop();
+    }
+    assert_wal_method_fails(&old, &new, kind);
+    let mut opts = options(&old, &new, kind);
+    opts.changed_blocks = gsbuild::rewind::ChangedBlocks::PageLsn;
+    let (r, rep) = rebuild(opts);
+    let plan = rebuilt(r);
+    assert!(
+        rep.saw("found the last common checkpoint at"),
+        "{:?}",
+        rep.lines
+    );
+    assert!(rep.saw("scanning page LSNs"), "{:?}", rep.lines);
+    let ckpt = plan.checkpoint.as_ref().unwrap();
+    assert!(ckpt.redo <= ckpt.lsn && ckpt.lsn < plan.divergence.as_ref().unwrap().lsn);
+    assert!(plan.totals.blocks > 0, "{:?}", plan.totals);
+    assert_owned_by(&old.datadir(), owner_uid(&old));
+    finish(kind, &mut new, &mut old, None);
+}
+
+#[test]
+fn missing_target_wal_page_lsn_pg15_server() {
+    missing_target_wal_page_lsn(15, SourceKind::Server);
+}
+
+#[test]
+fn missing_target_wal_page_lsn_pg15_local() {
+    missing_target_wal_page_lsn(15, SourceKind::Local);
 }
 
 #[test]
@@ -475,7 +526,12 @@ fn big_multisegment_relation_pg15() {
     );
     old.stop();
     let t = Instant::now();
-    let plan = rebuilt(rebuild(options(&old, &new, SourceKind::Server)).0);
+    let mut opts = options(&old, &new, SourceKind::Server);
+    // Every page of both segments written after the split must be in the WAL's block set.
+    opts.verify_blocks = true;
+    let (r, rep) = rebuild(opts);
+    let plan = rebuilt(r);
+    assert!(rep.saw("are in the WAL's block set"), "{:?}", rep.lines);
     eprintln!(
         "rebuilt in {:.2?}, {} bytes copied",
         t.elapsed(),

@@ -47,7 +47,8 @@ fn pg_root() -> PathBuf {
         .unwrap_or_else(|| "/opt/gsbuild-pg".into())
 }
 
-fn under_ci() -> bool {
+/// Whether the tests run under CI (`CI` set and not "0" or "false"): missing tools fail there.
+pub fn under_ci() -> bool {
     std::env::var("CI")
         .map(|v| !v.is_empty() && v != "0" && v != "false")
         .unwrap_or(false)
