@@ -279,27 +279,67 @@ fn network_faults_pg16() {
     pgbench(&new, &["-n", "-t", "50"]);
     finish("source promoted between runs", &args, &new, &mut old);
     faults += 2;
-    // 6. The SQL session stops answering during the listing: --timeout ends the run.
-    copy_dir(&pristine, &target);
-    proxy.arm(Trigger {
-        name: "silent-listing",
-        pattern: LISTING.to_vec(),
-        when: None,
-        after_bytes: 0,
-        action: Action::Stall,
-    });
-    let before = tree_digest(&target);
-    let run = gsbuild(&args, &[], WATCHDOG);
-    assert!(proxy.fired("silent-listing"));
-    proxy.resume();
-    assert_failed("silent SQL session", &run, &[&peer]);
-    assert_same_tree(&before, &tree_digest(&target), "silent SQL session");
-    faults += 1;
-
     eprintln!(
         "network faults: {faults} injected over {} connections, every run ended with a clear error or converged",
         proxy.connections()
     );
+}
+
+/// The SQL session stops answering: during the listing (before the point of no return: the
+/// target stays as it was), then in the middle of the block copy (after it: the re-run
+/// resumes). `--timeout 3` must end both runs with an error naming the server; the watchdog
+/// turns a hang into a failure.
+#[test]
+#[ignore = "needs --timeout for SQL calls (src/source/server.rs, being implemented on the transfer branch)"]
+fn unresponsive_sql_source_pg16() {
+    let Some(pg) = install(16) else { return };
+    let (mut old, mut new) = tcp_pair(&pg, "silentsql", &InitOptions::default(), small_setup);
+    new.promote();
+    small_diverge(&new, &old);
+    new.psql(
+        "postgres",
+        "CREATE TABLE bulk AS SELECT g, repeat(md5(g::text), 6) AS pad FROM generate_series(1, 100000) g",
+    );
+    old.stop();
+    let target = old.datadir();
+    let proxy = Proxy::start(new.port);
+    let peer = format!("127.0.0.1:{}", proxy.port);
+    let args: Vec<String> = vec![
+        "-D".into(),
+        s(&target),
+        "--source-server".into(),
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=disable",
+            proxy.port
+        ),
+        "-R".into(),
+        "--timeout".into(),
+        "3".into(),
+    ];
+    for (case, pattern, after_bytes) in [
+        ("silent during the listing", LISTING, 0),
+        ("silent during the copy", FETCH, 1 << 20),
+    ] {
+        proxy.arm(Trigger {
+            name: case,
+            pattern: pattern.to_vec(),
+            when: None,
+            after_bytes,
+            action: Action::Stall,
+        });
+        let before = tree_digest(&target);
+        let run = gsbuild(&args, &[], WATCHDOG);
+        assert!(proxy.fired(case), "{case}");
+        proxy.resume();
+        assert_failed(case, &run, &[&peer, "--timeout"]);
+        if pattern == LISTING {
+            assert_same_tree(&before, &tree_digest(&target), case);
+        } else {
+            assert_interrupted(case, &mut old);
+        }
+    }
+    finish("silent SQL session", &args, &new, &mut old);
+    new.stop();
 }
 
 /// A tmpfs mounted over a cluster's data directory (holding a copy of it); `Drop` stops any
