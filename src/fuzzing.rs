@@ -343,9 +343,10 @@ fn relfile_round_trip(n1: u64, n2: u64) {
 /// `<kind><path>[\t<link target>]`, kind `d` (directory), `l` (symbolic link) or anything else
 /// (a file of the line's length); a line `--` switches from the source's listing to the
 /// target's. Properties: the path checks never panic and never accept a path that leaves the
-/// data directory; `join` agrees with `check_relative`; an accepted symbolic link is a
-/// tablespace with an absolute location; and every path of a plan built from the listings is
-/// inside the data directory and below no symbolic link but a tablespace's.
+/// data directory; `join` agrees with `check_relative`; an accepted listing has tablespace
+/// links with absolute locations and nothing below any other link; and every path of a plan
+/// built from the listings is inside the data directory and below no symbolic link but a
+/// tablespace's, and the only links a plan creates are tablespaces.
 pub fn check_listing(data: &[u8]) {
     use crate::datadir;
     use crate::filemap::{FileKind, Policy, WalWindow};
@@ -410,16 +411,25 @@ pub fn check_listing(data: &[u8]) {
             }
             Err(_) => assert!(relative.is_err(), "join refused {path:?}"),
         }
-        if datadir::check_source_entry(path, &kind).is_ok() {
-            if let FileKind::Symlink { target } = &kind {
-                assert!(datadir::is_tablespace_link(path), "accepted link {path:?}");
-                assert!(
-                    Path::new(target).is_absolute(),
-                    "accepted link target {target:?}"
-                );
+        side.push((path.to_string(), kind));
+    }
+    if datadir::check_source_listing(&source).is_ok() {
+        for (path, kind) in &source {
+            if let FileKind::Symlink { target } = kind {
+                if datadir::is_tablespace_link(path) {
+                    assert!(
+                        Path::new(target).is_absolute(),
+                        "accepted {path:?} → {target:?}"
+                    );
+                } else {
+                    let prefix = format!("{path}/");
+                    assert!(
+                        !source.iter().any(|(p, _)| p.starts_with(&prefix)),
+                        "accepted entries below the link {path:?}"
+                    );
+                }
             }
         }
-        side.push((path.to_string(), kind));
     }
     let changed = std::collections::HashMap::new();
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
@@ -445,6 +455,15 @@ pub fn check_listing(data: &[u8]) {
         .map(|f| f.path.as_str())
         .collect();
     for f in &files {
+        if f.action == crate::filemap::Action::Create {
+            if let Some(FileKind::Symlink { .. }) = f.source {
+                assert!(
+                    datadir::is_tablespace_link(&f.path),
+                    "creates link {:?}",
+                    f.path
+                );
+            }
+        }
         assert!(
             datadir::check_relative(&f.path).is_ok(),
             "planned {:?}",
