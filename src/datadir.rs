@@ -233,6 +233,52 @@ pub fn check_relative(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `path` names a tablespace link: a direct child of `pg_tblspc/` named by an OID.
+pub fn is_tablespace_link(path: &str) -> bool {
+    path.strip_prefix("pg_tblspc/")
+        .is_some_and(|oid| !oid.is_empty() && oid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks a source's file listing before anything is planned from it: every path is a plain
+/// relative path ([`check_relative`]); a tablespace link (`pg_tblspc/<oid>`) points to an
+/// absolute location (PostgreSQL creates no other, and a relative one would be created
+/// relative to wherever gsbuild runs); and nothing is listed below any other symbolic link,
+/// which would steer writes outside the target (a link `evil → /etc` listed with a file
+/// `evil/passwd`). Such a link itself may be listed (a stopped source may hold a symlinked
+/// configuration file), but the plan never creates one ([`crate::filemap::decide_action`]).
+pub fn check_source_listing(entries: &[(String, FileKind)]) -> Result<()> {
+    let mut links = std::collections::HashSet::new();
+    for (path, kind) in entries {
+        check_relative(path)?;
+        let FileKind::Symlink { target } = kind else {
+            continue;
+        };
+        if !is_tablespace_link(path) {
+            links.insert(path.as_str());
+        } else if target.contains('\0') || !Path::new(target).is_absolute() {
+            return Err(Error::Usage(format!(
+                "invalid entry \"{path}\" from source: tablespace location \"{}\" is not an absolute path",
+                target.escape_debug()
+            )));
+        }
+    }
+    if links.is_empty() {
+        return Ok(());
+    }
+    for (path, _) in entries {
+        let mut rest = path.as_str();
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            if links.contains(parent) {
+                return Err(Error::Usage(format!(
+                    "invalid entry \"{path}\" from source: it lies below the symbolic link \"{parent}\", and only tablespaces (pg_tblspc/<oid>) may be symbolic links with contents"
+                )));
+            }
+            rest = parent;
+        }
+    }
+    Ok(())
+}
+
 /// `root` joined with a checked relative path.
 pub fn join(root: &Path, path: &str) -> Result<PathBuf> {
     check_relative(path)?;
@@ -429,6 +475,56 @@ mod tests {
             "a\0b",
         ] {
             assert!(check_relative(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn source_listings() {
+        let link = |t: &str| FileKind::Symlink { target: t.into() };
+        let file = FileKind::File { size: 1 };
+        let listing = |entries: &[(&str, FileKind)]| {
+            let v: Vec<(String, FileKind)> = entries
+                .iter()
+                .map(|(p, k)| (p.to_string(), k.clone()))
+                .collect();
+            check_source_listing(&v)
+        };
+        assert!(listing(&[
+            ("pg_tblspc/16385", link("/srv/ts")),
+            ("pg_tblspc/16385/PG_15_1/5/1", file.clone()),
+            ("base/1/1259", file.clone()),
+            ("postgresql.conf", link("/etc/postgresql/postgresql.conf")),
+        ])
+        .is_ok());
+        for (entries, named) in [
+            (
+                vec![("pg_tblspc/16385", link("../../x"))],
+                "pg_tblspc/16385",
+            ),
+            (vec![("pg_tblspc/16385", link(""))], "pg_tblspc/16385"),
+            (vec![("pg_tblspc/16385", link("/a\0b"))], "pg_tblspc/16385"),
+            (
+                vec![("evil", link("/etc")), ("evil/passwd", file.clone())],
+                "evil/passwd",
+            ),
+            (
+                vec![
+                    ("pg_tblspc/abc", link("/srv")),
+                    ("pg_tblspc/abc/x", file.clone()),
+                ],
+                "pg_tblspc/abc/x",
+            ),
+            (
+                vec![
+                    ("pg_tblspc/1/PG_15_1/evil", link("/etc")),
+                    ("pg_tblspc/1/PG_15_1/evil/x/y", file.clone()),
+                ],
+                "pg_tblspc/1/PG_15_1/evil/x/y",
+            ),
+            (vec![("../x", file.clone())], "../x"),
+        ] {
+            let e = listing(&entries).unwrap_err().to_string();
+            assert!(e.contains(&format!("\"{named}\"")), "{e}");
         }
     }
 }

@@ -120,6 +120,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// This error, saying it came from the source `peer` when it is a query error: a lost
+    /// connection's message ("connection closed") does not say which server it was.
+    pub fn at_source(self, peer: &str) -> Error {
+        match self {
+            Error::Source { query, message } if !message.contains(peer) => Error::Source {
+                query,
+                message: format!("{message} (source {peer})"),
+            },
+            e => e,
+        }
+    }
+
     /// An [`Error::Io`] for `op` on `path`.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
@@ -127,5 +139,31 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_errors_name_the_source_once() {
+        let peer = "server=db1:5432 user=u dbname=d sslmode=prefer";
+        let lost = Error::Source {
+            query: "SELECT 1".into(),
+            message: "connection closed".into(),
+        };
+        let e = lost.at_source(peer).to_string();
+        assert!(
+            e.contains(&format!("connection closed (source {peer})")),
+            "{e}"
+        );
+        let named = Error::Source {
+            query: "SELECT 1".into(),
+            message: format!("lost {peer}"),
+        };
+        assert_eq!(named.at_source(peer).to_string().matches(peer).count(), 1);
+        let io = Error::io("open file", "x", std::io::Error::other("no"));
+        assert!(!io.at_source(peer).to_string().contains("db1"));
     }
 }

@@ -44,6 +44,11 @@ pub struct Outcome {
 /// durable. A run that dies in between leaves a target that refuses to start and that the next
 /// run resumes.
 pub fn execute(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
+    let peer = prep.source.describe();
+    execute_plan(prep, rep).map_err(|e| e.at_source(&peer))
+}
+
+fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     let Prepared {
         plan,
         mut source,

@@ -118,6 +118,15 @@ pub enum FileMapError {
         /// What the target has.
         target_type: &'static str,
     },
+    /// The source has a symbolic link the target lacks, and it is not a tablespace: gsbuild
+    /// creates no link that could lead outside the data directory.
+    #[error("the source has a symbolic link \"{path}\" to \"{target}\" that the target lacks; only tablespaces (pg_tblspc/<oid>) are created as symbolic links")]
+    NotATablespace {
+        /// The path.
+        path: String,
+        /// Where the source's link points.
+        target: String,
+    },
     /// The entry exists on neither side (a bug in whoever built it).
     #[error("file \"{0}\" exists in neither source nor target")]
     Neither(String),
@@ -206,6 +215,12 @@ pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileM
     let (source, target) = match (&entry.source, &entry.target) {
         (None, None) => return Err(FileMapError::Neither(entry.path.clone())),
         (Some(FileKind::File { .. }), None) => return Ok(Action::Copy),
+        (Some(FileKind::Symlink { target }), None) if !crate::datadir::is_tablespace_link(path) => {
+            return Err(FileMapError::NotATablespace {
+                path: entry.path.clone(),
+                target: target.clone(),
+            })
+        }
         (Some(_), None) => return Ok(Action::Create),
         (None, Some(_)) => return Ok(Action::Remove),
         (Some(s), Some(t)) => (s, t),
@@ -367,6 +382,18 @@ mod tests {
             decide_action(&e, &p),
             Err(FileMapError::TypeMismatch { .. })
         ));
+        let e = entry("base/5/evil", link("/etc/passwd"), None, false);
+        assert!(matches!(
+            decide_action(&e, &p),
+            Err(FileMapError::NotATablespace { .. })
+        ));
+        let e = entry(
+            "postgresql.conf",
+            link("/etc/pg.conf"),
+            link("/etc/pg.conf"),
+            false,
+        );
+        assert_eq!(decide_action(&e, &p), Ok(Action::None));
         let e = entry("x", None, None, false);
         assert_eq!(
             decide_action(&e, &p),

@@ -338,3 +338,149 @@ fn relfile_round_trip(n1: u64, n2: u64) {
     let path = relpath::relation_path(rf.locator, rf.fork, rf.segment, "PG_15_202209061");
     assert_eq!(relpath::classify(&path), Some(rf), "{path}");
 }
+
+/// A source's file listing, as a broken or malicious server could send it. Input: lines of
+/// `<kind><path>[\t<link target>]`, kind `d` (directory), `l` (symbolic link) or anything else
+/// (a file of the line's length); a line `--` switches from the source's listing to the
+/// target's. Properties: the path checks never panic and never accept a path that leaves the
+/// data directory; `join` agrees with `check_relative`; an accepted listing has tablespace
+/// links with absolute locations and nothing below any other link; and every path of a plan
+/// built from the listings is inside the data directory and below no symbolic link but a
+/// tablespace's, and the only links a plan creates are tablespaces.
+pub fn check_listing(data: &[u8]) {
+    use crate::datadir;
+    use crate::filemap::{FileKind, Policy, WalWindow};
+    use crate::plan::{build_files, FileMapInput};
+    use std::path::{Component, Path};
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let root = Path::new("/fuzz/root");
+    let mut source = Vec::new();
+    let mut target = Vec::new();
+    let mut side = &mut source;
+    for line in text.split('\n') {
+        if line == "--" {
+            side = &mut target;
+            continue;
+        }
+        let mut chars = line.chars();
+        let kind_char = chars.next();
+        let rest = chars.as_str();
+        let (path, kind) = match (kind_char, rest.split_once('\t')) {
+            (Some('l'), Some((p, t))) => (p, FileKind::Symlink { target: t.into() }),
+            (Some('l'), None) => (
+                rest,
+                FileKind::Symlink {
+                    target: "/ts".into(),
+                },
+            ),
+            (Some('d'), _) => (rest, FileKind::Dir),
+            _ => (
+                rest,
+                FileKind::File {
+                    size: line.len() as u64,
+                },
+            ),
+        };
+        let relative = datadir::check_relative(path);
+        if relative.is_ok() {
+            assert!(
+                Path::new(path)
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_))),
+                "accepted a path that is not plain relative: {path:?}"
+            );
+            assert!(
+                path.split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != ".."),
+                "accepted {path:?}"
+            );
+        }
+        match datadir::join(root, path) {
+            Ok(full) => {
+                assert!(
+                    relative.is_ok(),
+                    "join accepted what check_relative refused: {path:?}"
+                );
+                assert!(
+                    full.starts_with(root) && full != root,
+                    "{path:?} → {full:?}"
+                );
+            }
+            Err(_) => assert!(relative.is_err(), "join refused {path:?}"),
+        }
+        side.push((path.to_string(), kind));
+    }
+    if datadir::check_source_listing(&source).is_ok() {
+        for (path, kind) in &source {
+            if let FileKind::Symlink { target } = kind {
+                if datadir::is_tablespace_link(path) {
+                    assert!(
+                        Path::new(target).is_absolute(),
+                        "accepted {path:?} → {target:?}"
+                    );
+                } else {
+                    let prefix = format!("{path}/");
+                    assert!(
+                        !source.iter().any(|(p, _)| p.starts_with(&prefix)),
+                        "accepted entries below the link {path:?}"
+                    );
+                }
+            }
+        }
+    }
+    let changed = std::collections::HashMap::new();
+    let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
+    let wal = WalWindow {
+        first_segment: XLogSegNo(2),
+        seg_size: FUZZ_SEG_SIZE,
+    };
+    // Target paths come from a walk of the target itself; only the source is untrusted.
+    target.retain(|(p, _)| datadir::check_relative(p).is_ok());
+    let Ok((files, _)) = build_files(FileMapInput {
+        source,
+        target,
+        changed_blocks: &changed,
+        is_rel_main: &is_rel,
+        policy: &Policy::default(),
+        wal: &wal,
+    }) else {
+        return;
+    };
+    let links: Vec<&str> = files
+        .iter()
+        .filter(|f| matches!(f.source, Some(FileKind::Symlink { .. })))
+        .map(|f| f.path.as_str())
+        .collect();
+    for f in &files {
+        if f.action == crate::filemap::Action::Create {
+            if let Some(FileKind::Symlink { .. }) = f.source {
+                assert!(
+                    datadir::is_tablespace_link(&f.path),
+                    "creates link {:?}",
+                    f.path
+                );
+            }
+        }
+        assert!(
+            datadir::check_relative(&f.path).is_ok(),
+            "planned {:?}",
+            f.path
+        );
+        for r in f.ranges() {
+            assert_eq!(r.path, f.path);
+        }
+        for link in &links {
+            let below = f.path.len() > link.len()
+                && f.path.starts_with(link)
+                && f.path.as_bytes().get(link.len()) == Some(&b'/');
+            assert!(
+                !below || datadir::is_tablespace_link(link),
+                "{:?} planned below the link {link:?}",
+                f.path
+            );
+        }
+    }
+}

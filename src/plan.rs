@@ -254,8 +254,8 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
         wal,
     } = input;
     let mut totals = Totals::default();
-    for (path, kind) in &source {
-        crate::datadir::check_relative(path)?;
+    crate::datadir::check_source_listing(&source)?;
+    for (_, kind) in &source {
         totals.source_bytes += kind.size();
     }
     // Stable sorts, so that of a path listed twice the last listing is the one kept.

@@ -163,10 +163,45 @@ impl Prepared {
 /// Phases 1–5: everything up to the plan. The target is not modified (except by crash
 /// recovery, see the module documentation).
 pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
+    prepare_from(opts, None, rep)
+}
+
+/// [`prepare`] reading from `source` instead of opening the one `opts.source` names, which
+/// then only says what kind of source it is (`SourceSpec::Local` turns on the checks for a
+/// stopped data directory). For sources of the caller's own, e.g. a wrapper that observes or
+/// filters a real one; a source is never trusted to name safe paths (see
+/// [`crate::datadir::check_source_listing`]).
+pub fn prepare_with_source(
+    opts: Options,
+    source: Box<dyn Source + Send>,
+    rep: &mut dyn Reporter,
+) -> Result<Prepared> {
+    prepare_from(opts, Some(source), rep)
+}
+
+fn prepare_from(
+    opts: Options,
+    given: Option<Box<dyn Source + Send>>,
+    rep: &mut dyn Reporter,
+) -> Result<Prepared> {
+    let mut peer = None;
+    prepare_named(opts, given, &mut peer, rep).map_err(|e| match &peer {
+        Some(p) => e.at_source(p),
+        None => e,
+    })
+}
+
+/// [`prepare_from`], recording in `peer` which source it opened, for its errors.
+fn prepare_named(
+    opts: Options,
+    mut given: Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
+    rep: &mut dyn Reporter,
+) -> Result<Prepared> {
     // 0. An interrupted rebuild is finished before anything else.
     match journal::inspect(&opts.target)? {
         JournalState::Clean => {}
-        JournalState::Interrupted(j) => return prepare_resume(opts, *j, rep),
+        JournalState::Interrupted(j) => return prepare_resume(opts, given, peer, *j, rep),
         JournalState::NotStarted(j) => {
             rep.info(&format!(
                 "discarding the journal of the rebuild started at {}, which stopped before changing anything",
@@ -184,7 +219,7 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
             if !opts.dry_run {
                 journal::discard(&opts.target)?;
             }
-            let (source, conninfo) = open_source(&opts, rep)?;
+            let (source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
             let target_control = read_control_file(&opts.target)?;
             let plan = Plan {
                 divergence: None,
@@ -210,7 +245,7 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
     let target_control = inspect_target(&opts, rep)?;
     let seg_size = target_control.xlog_seg_size;
     // 2. Connect to the source and check that the two clusters fit.
-    let (mut source, conninfo) = open_source(&opts, rep)?;
+    let (mut source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
     let source_control = crate::control::ControlFile::decode(
         &source.fetch_file("global/pg_control")?,
     )
@@ -244,6 +279,21 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
         Some(target_control.system_identifier),
     );
     let target_end = target_end_of_wal(&target_control, &mut target_wal)?;
+    // A history that names a switchpoint the cluster never reached lies (or belongs to
+    // another cluster); the divergence found from it would be wrong.
+    history_reached(&source_history, source_end, || {
+        format!(
+            "{} {}",
+            source.describe(),
+            timeline::history_file_name(source_tli)
+        )
+        .into()
+    })?;
+    history_reached(&target_history, target_end, || {
+        opts.target
+            .join("pg_wal")
+            .join(timeline::history_file_name(target_tli))
+    })?;
     if opts.verify_blocks && opts.changed_blocks == ChangedBlocks::PageLsn {
         return Err(Error::Usage(
             "--verify-blocks checks the blocks found in the target's WAL against page LSNs; it cannot be combined with --changed-blocks=page-lsn".into(),
@@ -421,7 +471,13 @@ pub fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared> {
 /// source as it is now. The source may be another server of the same cluster and is further
 /// ahead; it must still have the common checkpoint record and the history up to the
 /// divergence point that the plan was made for.
-fn prepare_resume(opts: Options, journal: Journal, rep: &mut dyn Reporter) -> Result<Prepared> {
+fn prepare_resume(
+    opts: Options,
+    mut given: Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
+    journal: Journal,
+    rep: &mut dyn Reporter,
+) -> Result<Prepared> {
     rep.info(&format!(
         "resuming the interrupted rebuild of \"{}\" started at {} from {} (run {})",
         opts.target.display(),
@@ -437,7 +493,7 @@ fn prepare_resume(opts: Options, journal: Journal, rep: &mut dyn Reporter) -> Re
     }
     let target_control = read_control_file(&opts.target.join(journal::CONTROL_ASIDE))?;
     let seg_size = target_control.xlog_seg_size;
-    let (mut source, conninfo) = open_source(&opts, rep)?;
+    let (mut source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
     let source_control = crate::control::ControlFile::decode(
         &source.fetch_file("global/pg_control")?,
     )
@@ -461,6 +517,9 @@ fn prepare_resume(opts: Options, journal: Journal, rep: &mut dyn Reporter) -> Re
     let (source_tli, source_end) = source.wal_position()?;
     let source_history = history_of(source.as_mut(), source_tli)?;
     let described = source.describe();
+    history_reached(&source_history, source_end, || {
+        format!("{described} {}", timeline::history_file_name(source_tli)).into()
+    })?;
     let cannot = |why: String| {
         Error::Incompatible(format!(
             "cannot resume the interrupted rebuild of \"{}\" from {}: {why}; resume it from a server that follows the history the rebuild started from (it was {}), or rebuild the target in full (pg_basebackup)",
@@ -547,6 +606,22 @@ fn inspect_target(opts: &Options, rep: &mut dyn Reporter) -> Result<ControlFile>
     Ok(cf)
 }
 
+/// The caller's source when one was given, else the one `opts.source` names; `peer` is set
+/// to its description.
+fn open_given(
+    opts: &Options,
+    given: &mut Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
+    rep: &mut dyn Reporter,
+) -> Result<(Box<dyn Source + Send>, Option<ConnInfo>)> {
+    let opened = match given.take() {
+        Some(source) => (source, None),
+        None => open_source(opts, rep)?,
+    };
+    *peer = Some(opened.0.describe());
+    Ok(opened)
+}
+
 fn open_source(
     opts: &Options,
     rep: &mut dyn Reporter,
@@ -585,18 +660,21 @@ fn check_compatible(
     source: &ControlFile,
     src: &mut dyn Source,
 ) -> Result<()> {
-    if target.system_identifier != source.system_identifier {
-        return Err(Error::Incompatible(format!(
-            "source and target clusters are from different systems (system identifiers {} and {})",
-            source.system_identifier, target.system_identifier
-        )));
-    }
+    // The version first: clusters of two majors do not share a system identifier (even
+    // pg_upgrade's new cluster has initdb's own), and "PostgreSQL 16 vs 15" says more than two
+    // identifiers would.
     if target.pg_control_version != source.pg_control_version
         || target.catalog_version_no != source.catalog_version_no
     {
         return Err(Error::Incompatible(format!(
             "clusters are not compatible: source is PostgreSQL {} (catalog version {}), target is PostgreSQL {} (catalog version {})",
             source.major, source.catalog_version_no, target.major, target.catalog_version_no
+        )));
+    }
+    if target.system_identifier != source.system_identifier {
+        return Err(Error::Incompatible(format!(
+            "source and target clusters are from different systems (system identifiers {} and {})",
+            source.system_identifier, target.system_identifier
         )));
     }
     if target.data_checksum_version == 0 && !target.wal_log_hints {
@@ -606,9 +684,10 @@ fn check_compatible(
     }
     if let SourceSpec::Local(dir) = &opts.source {
         if same_dir(dir, &opts.target) {
-            return Err(Error::Usage(
-                "source and target data directory are the same".into(),
-            ));
+            return Err(Error::Usage(format!(
+                "source and target data directory are the same (\"{}\")",
+                opts.target.display()
+            )));
         }
         if !matches!(
             source.state,
@@ -659,6 +738,14 @@ fn history_of(source: &mut dyn Source, tli: TimeLineId) -> Result<Vec<TimeLineHi
         path: name.into(),
         kind,
     })
+}
+
+fn history_reached(
+    history: &[TimeLineHistoryEntry],
+    end: Lsn,
+    path: impl FnOnce() -> PathBuf,
+) -> Result<()> {
+    timeline::check_reached(history, end).map_err(|kind| Error::History { path: path(), kind })
 }
 
 fn target_history(target: &Path, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {

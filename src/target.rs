@@ -7,9 +7,9 @@
 use crate::datadir;
 use crate::error::{Error, Result};
 use crate::source::ChunkSink;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// How to make the target durable at the end.
@@ -93,6 +93,9 @@ pub struct TargetDir {
     open: Vec<OpenFile>,
     bytes_written: u64,
     synced: usize,
+    /// Directories on the way to a written path that were checked not to be symbolic links
+    /// (see [`TargetDir::path`]).
+    checked_dirs: HashSet<String>,
 }
 
 impl TargetDir {
@@ -114,6 +117,7 @@ impl TargetDir {
             open: Vec::new(),
             bytes_written: 0,
             synced: 0,
+            checked_dirs: HashSet::new(),
         })
     }
 
@@ -132,8 +136,40 @@ impl TargetDir {
         self.bytes_written
     }
 
-    fn path(&self, rel: &str) -> Result<PathBuf> {
-        datadir::join(&self.root, rel)
+    /// `rel` under the root, checked: a plain relative path ([`datadir::check_relative`]), and
+    /// no directory on the way is a symbolic link other than `pg_wal` and the tablespaces
+    /// (`pg_tblspc/<oid>`). The plan's paths were checked already; this holds for whatever a
+    /// source delivers and whatever the target holds, so writes stay inside the data directory
+    /// and its tablespaces. (The last component is never followed either: files are opened
+    /// with `O_NOFOLLOW`.)
+    fn path(&mut self, rel: &str) -> Result<PathBuf> {
+        let full = datadir::join(&self.root, rel)?;
+        let mut end = 0;
+        while let Some(i) = rel.get(end..).and_then(|r| r.find('/')) {
+            let dir = rel.get(..end + i).unwrap_or(rel);
+            end += i + 1;
+            if self.checked_dirs.contains(dir) {
+                continue;
+            }
+            match fs::symlink_metadata(self.root.join(dir)) {
+                Ok(m)
+                    if m.file_type().is_symlink()
+                        && dir != "pg_wal"
+                        && !datadir::is_tablespace_link(dir) =>
+                {
+                    return Err(Error::Usage(format!(
+                        "refusing to write \"{}\": \"{dir}\" in the target is a symbolic link, and only pg_wal and tablespaces may be",
+                        full.display()
+                    )));
+                }
+                Ok(_) => {
+                    self.checked_dirs.insert(dir.to_string());
+                }
+                // Not there (yet): neither is anything below it.
+                Err(_) => break,
+            }
+        }
+        Ok(full)
     }
 
     fn touch(&mut self, full: &Path) {
@@ -176,6 +212,7 @@ impl TargetDir {
                     .write(true)
                     .create(true)
                     .truncate(false)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(&full)
                     .map_err(|e| Error::io("open file", &full, e))?;
                 if !existed {
@@ -246,6 +283,8 @@ impl TargetDir {
         }
         self.open.retain(|o| o.rel != rel);
         let full = self.path(rel)?;
+        // The checked directories may change kind from here on.
+        self.checked_dirs.clear();
         match fs::remove_file(&full) {
             Err(e) if !(missing_ok && e.kind() == std::io::ErrorKind::NotFound) => {
                 return Err(Error::io("remove file", &full, e));
@@ -265,6 +304,8 @@ impl TargetDir {
             return Ok(());
         }
         let full = self.path(rel)?;
+        // The checked directories may change kind from here on.
+        self.checked_dirs.clear();
         match fs::remove_dir(&full) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(Error::io("remove directory", &full, e))
@@ -307,6 +348,8 @@ impl TargetDir {
             return Ok(());
         }
         let full = self.path(rel)?;
+        // The checked directories may change kind from here on.
+        self.checked_dirs.clear();
         // A resumed rebuild finds the link it made before.
         let made_before = fs::read_link(&full)
             .map(|t| t == Path::new(link_target))
@@ -332,7 +375,13 @@ impl TargetDir {
         self.close_open();
         let tmp = full.with_extension("gsbuild-tmp");
         {
-            let f = File::create(&tmp).map_err(|e| Error::io("create file", &tmp, e))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+                .map_err(|e| Error::io("create file", &tmp, e))?;
             f.write_all_at(data, 0)
                 .map_err(|e| Error::io("write file", &tmp, e))?;
             if self.sync != SyncMethod::None {
@@ -444,6 +493,35 @@ mod tests {
         t.remove_dir("base").unwrap();
         assert!(!d.path().join("base").exists());
         assert_eq!(t.bytes_written(), 4);
+    }
+
+    #[test]
+    fn never_writes_through_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let root = d.path();
+        fs::write(outside.path().join("f"), b"outside").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("evil")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("f"), root.join("flink")).unwrap();
+        fs::create_dir_all(root.join("pg_tblspc")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("pg_tblspc/16385")).unwrap();
+        let mut t = TargetDir::new(root, false, SyncMethod::None).unwrap();
+        let e = t.write_at("evil/x", 0, b"x").unwrap_err().to_string();
+        assert!(
+            e.contains("\"evil\" in the target is a symbolic link"),
+            "{e}"
+        );
+        assert!(t.truncate("evil/f", 0).is_err());
+        assert!(t.create_dir("evil/d").is_err());
+        assert!(t.remove_file("evil/f", false).is_err());
+        assert!(t.write_file_atomic("evil/label", b"x").is_err());
+        assert!(t.write_at("flink", 0, b"x").is_err());
+        assert!(t.write_file_atomic("flink", b"replaced").is_ok());
+        assert_eq!(fs::read(outside.path().join("f")).unwrap(), b"outside");
+        assert!(!outside.path().join("x").exists() && !outside.path().join("d").exists());
+        // Tablespaces are symbolic links by design.
+        t.write_at("pg_tblspc/16385/PG_15_1", 0, b"ts").unwrap();
+        assert!(outside.path().join("PG_15_1").is_file());
     }
 
     #[test]

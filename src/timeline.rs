@@ -78,6 +78,34 @@ pub enum HistoryError {
         /// The timeline whose history the file is.
         target: TimeLineId,
     },
+    /// A timeline's switchpoint lies beyond the end of the WAL of the cluster the history
+    /// belongs to: the file does not describe that cluster.
+    #[error("timeline {tli} ends at {switchpoint}, beyond the cluster's end of WAL at {end}")]
+    SwitchpointBeyondEnd {
+        /// The timeline that ends there.
+        tli: TimeLineId,
+        /// Its switchpoint.
+        switchpoint: Lsn,
+        /// The cluster's end of WAL.
+        end: Lsn,
+    },
+}
+
+/// Checks a parsed history against the WAL position its cluster has reached: every
+/// switchpoint must lie at or before `end`, since a cluster is on its current timeline only
+/// once it has passed the switch to it.
+pub fn check_reached(history: &[TimeLineHistoryEntry], end: Lsn) -> Result<(), HistoryError> {
+    match history
+        .iter()
+        .find_map(|e| e.end.filter(|&sw| sw > end).map(|sw| (e.tli, sw)))
+    {
+        Some((tli, switchpoint)) => Err(HistoryError::SwitchpointBeyondEnd {
+            tli,
+            switchpoint,
+            end,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The file name of timeline `tli`'s history: `%08X.history` (`TLHistoryFileName`).
@@ -267,6 +295,21 @@ mod tests {
             begin: lsn(begin),
             end: end.map(lsn),
         }
+    }
+
+    #[test]
+    fn switchpoints_must_be_reached() {
+        let h = parse_history("1\t0/3000000\treason\n2\t0/5000000\n", TimeLineId(3)).unwrap();
+        assert_eq!(check_reached(&h, Lsn(0x5000000)), Ok(()));
+        assert_eq!(check_reached(&h, Lsn(0x6000000)), Ok(()));
+        assert_eq!(
+            check_reached(&h, Lsn(0x4000000)),
+            Err(HistoryError::SwitchpointBeyondEnd {
+                tli: TimeLineId(2),
+                switchpoint: Lsn(0x5000000),
+                end: Lsn(0x4000000)
+            })
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use crate::error::Result;
 use crate::lsn::{Lsn, TimeLineId};
 use crate::rewind::Reporter;
-use crate::source::{ChunkSink, FetchRange, Source, TransferSink};
+use crate::source::{CheckedSink, ChunkSink, FetchRange, Source, TransferSink};
 use crate::target::TargetDir;
 use crate::timeline::{segment_file_name, TimeLineHistoryEntry};
 use std::collections::BTreeSet;
@@ -52,7 +52,13 @@ pub fn copy_and_stream(
         total,
         rep,
     };
-    let end = source.copy_with_wal(ranges, wal_start, history, &mut w)?;
+    // Only chunks of requested ranges reach the target (see CheckedSink).
+    let end = source.copy_with_wal(
+        ranges,
+        wal_start,
+        history,
+        &mut CheckedSink::new(ranges, &mut w),
+    )?;
     let (data_bytes, wal_bytes) = (w.data_bytes, w.wal_bytes);
     rep.step(&format!(
         "copied {data_bytes} bytes; streamed {wal_bytes} bytes of WAL from {wal_start} to {} on timeline {}",

@@ -16,13 +16,14 @@ use support::{Cluster, InitOptions};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("control", fuzzing::check_control),
     ("wal_stream", fuzzing::check_wal_stream),
     ("wal_record", fuzzing::check_wal_record),
     ("history", fuzzing::check_history),
     ("conninfo", fuzzing::check_conninfo),
     ("paths", fuzzing::check_paths),
+    ("listing", fuzzing::check_listing),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
 use crate::timeline::{parse_history, TimeLineHistoryEntry};
+use std::collections::HashMap;
 
 /// One path in the source's data directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +64,85 @@ pub struct WalEnd {
     pub tli: TimeLineId,
     /// Its WAL position then ([`Source::wal_position`]); WAL was delivered at least up to it.
     pub end: Lsn,
+}
+
+/// A [`ChunkSink`] that passes on only what was asked for. A source that delivers bytes for a
+/// path or at an offset no requested range covers, or reports a path it was not asked for as
+/// vanished, is broken or malicious: that is an error naming the path, and nothing of it
+/// reaches the target (not even inside the data directory, where it could overwrite gsbuild's
+/// journal or the set-aside `pg_control`).
+///
+/// Wrapping a [`TransferSink`], it is one too: WAL passes through unchecked (its writer names
+/// the `pg_wal` segment files itself, from the positions).
+pub struct CheckedSink<'a, S: ChunkSink + ?Sized = dyn ChunkSink + 'a> {
+    inner: &'a mut S,
+    /// Requested byte intervals `[start, end)` by path, sorted and merged.
+    asked: HashMap<String, Vec<(u64, u64)>>,
+}
+
+impl<'a, S: ChunkSink + ?Sized> CheckedSink<'a, S> {
+    /// A sink for the answers to `ranges`, passing them on to `inner`.
+    pub fn new(ranges: &[FetchRange], inner: &'a mut S) -> CheckedSink<'a, S> {
+        let mut asked: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+        for r in ranges {
+            asked
+                .entry(r.path.clone())
+                .or_default()
+                .push((r.offset, r.offset.saturating_add(r.len)));
+        }
+        for spans in asked.values_mut() {
+            spans.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+            for &(start, end) in spans.iter() {
+                match merged.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => merged.push((start, end)),
+                }
+            }
+            *spans = merged;
+        }
+        CheckedSink { inner, asked }
+    }
+
+    fn unasked(path: &str, what: String) -> Error {
+        Error::Usage(format!(
+            "the source delivered {what} for \"{}\", which was not requested",
+            path.escape_debug()
+        ))
+    }
+}
+
+impl<S: ChunkSink + ?Sized> ChunkSink for CheckedSink<'_, S> {
+    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+        let end = offset.saturating_add(data.len() as u64);
+        let spans = self.asked.get(path).map(Vec::as_slice).unwrap_or(&[]);
+        // The last interval starting at or before `offset` is the only one that can hold it.
+        let i = spans.partition_point(|&(start, _)| start <= offset);
+        let inside = i
+            .checked_sub(1)
+            .and_then(|i| spans.get(i))
+            .is_some_and(|&(_, span_end)| end <= span_end);
+        if !inside {
+            return Err(Self::unasked(
+                path,
+                format!("{} bytes at offset {offset}", data.len()),
+            ));
+        }
+        self.inner.write(path, offset, data)
+    }
+
+    fn vanished(&mut self, path: &str) -> Result<()> {
+        if !self.asked.contains_key(path) {
+            return Err(Self::unasked(path, "a vanished-file notice".into()));
+        }
+        self.inner.vanished(path)
+    }
+}
+
+impl<S: TransferSink + ?Sized> TransferSink for CheckedSink<'_, S> {
+    fn wal(&mut self, start: Lsn, data: &[u8], history: &[TimeLineHistoryEntry]) -> Result<()> {
+        self.inner.wal(start, data, history)
+    }
 }
 
 /// Receives the source's WAL: `data` starts at the given position and continues the previous
@@ -191,4 +271,60 @@ pub fn read_wal_until<S: Source + ?Sized>(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Keep(Vec<(String, u64, usize)>, Vec<String>);
+
+    impl ChunkSink for Keep {
+        fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+            self.0.push((path.into(), offset, data.len()));
+            Ok(())
+        }
+        fn vanished(&mut self, path: &str) -> Result<()> {
+            self.1.push(path.into());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn checked_sink_passes_only_what_was_asked() {
+        let r = |p: &str, offset, len| FetchRange {
+            path: p.into(),
+            offset,
+            len,
+        };
+        let ranges = [
+            r("a", 0, 100),
+            r("a", 100, 50),
+            r("a", 1000, 10),
+            r("b", 5, 5),
+        ];
+        let mut keep = Keep::default();
+        let mut sink = CheckedSink::new(&ranges, &mut keep);
+        sink.write("a", 0, &[0; 150]).unwrap();
+        sink.write("a", 120, &[0; 30]).unwrap();
+        sink.write("a", 1000, &[0; 10]).unwrap();
+        sink.write("b", 5, &[0; 5]).unwrap();
+        sink.vanished("b").unwrap();
+        for (path, offset, len) in [
+            ("a", 140, 20),
+            ("a", 995, 10),
+            ("a", 1005, 10),
+            ("b", 0, 5),
+            ("c", 0, 1),
+            ("gsbuild.journal", 0, 1),
+            ("../x", 0, 1),
+        ] {
+            let e = sink.write(path, offset, &vec![0; len]).unwrap_err();
+            assert!(e.to_string().contains(&format!("\"{path}\"")), "{e}");
+        }
+        assert!(sink.vanished("global/pg_control.gsbuild-orig").is_err());
+        assert_eq!(keep.0.len(), 4);
+        assert_eq!(keep.1, ["b"]);
+    }
 }

@@ -3,6 +3,7 @@
 //! record position ([`WalReader::read_record_at`], e.g. to follow `xl_prev` backwards to a
 //! checkpoint) or iterates forward from a position ([`WalReader::records_from`]).
 
+use super::page::{PageExpect, PageFault, PageHeader};
 use super::reader::{EndOfWal, WalStreamReader};
 use super::record::Record;
 use super::{wal_err, WalError, XLOG_BLCKSZ};
@@ -94,6 +95,31 @@ impl SegmentSource for WalDir {
     }
 }
 
+/// Checks the long header on a segment's first page before any page of the segment is used,
+/// as PostgreSQL's `ReadPageInternal` does: reading may start in the middle of a segment, and a
+/// segment of another cluster (or another segment size) with the right file name must be
+/// refused there too, not taken for the end of WAL. A first page that was never written (a
+/// recycled or zeroed file) is left for the stream reader, which ends WAL there.
+fn check_first_page(
+    seg: &[u8],
+    segno: XLogSegNo,
+    seg_size: u32,
+    sysid: Option<u64>,
+) -> crate::Result<()> {
+    let start = segno.start_lsn(seg_size);
+    let exp = PageExpect {
+        pageaddr: start,
+        seg_size,
+        sysid,
+        major: None,
+        min_tli: 0,
+    };
+    match PageHeader::read_checked(seg, &exp) {
+        Ok(_) | Err(PageFault::Stale) => Ok(()),
+        Err(PageFault::Bad(kind)) => Err(wal_err(start, kind)),
+    }
+}
+
 /// Bytes fed to a stream reader at a time: big enough to be cheap, small enough to keep the
 /// reader's buffer small.
 const FEED_CHUNK: usize = 256 * 1024;
@@ -148,6 +174,7 @@ impl<S: SegmentSource> WalReader<S> {
         let Some(b) = self.source.read_segment(segno)? else {
             return Ok(None);
         };
+        check_first_page(&b, segno, self.seg_size, self.sysid)?;
         self.cache.push((segno, b.clone()));
         Ok(Some(b))
     }

@@ -2,10 +2,11 @@
 
 use super::testwal::{body, record_bytes, TestBlock, WalBuilder, SEG, SYSID};
 use super::*;
-use crate::lsn::Lsn;
+use crate::lsn::{Lsn, XLogSegNo};
 use crate::relpath::{ForkNumber, RelFileLocator};
 use crate::version::PgMajor;
 use crate::Error;
+use bytes::Bytes;
 
 /// Reads everything from `input` (which starts at `start`'s page), fed in chunks of the given
 /// sizes (cycled), then finished. Returns the records and the end or the error.
@@ -396,5 +397,36 @@ fn bad_prev_link_mid_wal_is_an_error() {
             assert_eq!((lsn, kind), (Lsn(bad), WalError::BadPrevLink(Lsn(0x42))))
         }
         e => panic!("{e}"),
+    }
+}
+
+/// One in-memory segment.
+struct OneSeg(XLogSegNo, Bytes);
+
+impl SegmentSource for OneSeg {
+    fn read_segment(&mut self, segno: XLogSegNo) -> crate::Result<Option<Bytes>> {
+        Ok((segno == self.0).then(|| self.1.clone()))
+    }
+    fn segment_name(&self, segno: XLogSegNo) -> String {
+        format!("seg {}", segno.0)
+    }
+}
+
+#[test]
+fn segment_of_another_system_is_refused_wherever_reading_starts() {
+    let mut b = WalBuilder::new(3);
+    b.record(0, 0, 1, &body(&[], &[1; 100]));
+    let mid = b.record(0, 0, 1, &body(&[], &[2; 100]));
+    b.pad_segment();
+    let seg = Bytes::from(b.out.clone());
+    let mut ok = WalReader::new(OneSeg(XLogSegNo(3), seg.clone()), SEG, Some(SYSID));
+    assert_eq!(ok.read_record_at(Lsn(mid)).unwrap().lsn, Lsn(mid));
+    let mut foreign = WalReader::new(OneSeg(XLogSegNo(3), seg), SEG, Some(SYSID + 1));
+    match foreign.read_record_at(Lsn(mid)) {
+        Err(Error::Wal {
+            lsn,
+            kind: WalError::SysidMismatch { .. },
+        }) => assert_eq!(lsn, Lsn(3 * u64::from(SEG))),
+        other => panic!("{other:?}"),
     }
 }

@@ -9,6 +9,8 @@
 //! test asks for TCP on loopback.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod run;
 pub mod scenario;
 pub mod workload;
 
