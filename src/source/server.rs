@@ -152,9 +152,11 @@ async fn open_session(
     connector: MakeRustlsConnect,
     limits: Limits,
 ) -> Result<Client> {
-    let (client, conn) = config
-        .connect(connector)
-        .await
+    // tokio-postgres bounds only the TCP connect by `connect_timeout`; a server that accepts
+    // the connection and then says nothing would hold the startup handshake forever.
+    let (client, conn) = limits
+        .within("connecting", config.connect(connector))
+        .await?
         .map_err(|e| Error::Connect {
             peer: limits.peer.clone(),
             message: match e.as_db_error() {
