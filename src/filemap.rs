@@ -160,7 +160,7 @@ pub const EXCLUDED_FILES: &[&str] = &[
 /// source, never touched by a plan.
 pub const GSBUILD_FILES: &[&str] = &[
     "gsbuild.journal",
-    "gsbuild.journal.tmp",
+    "gsbuild.journal.gsbuild-tmp",
     "global/pg_control.gsbuild-orig",
     "global/pg_control.gsbuild-tmp",
 ];

@@ -178,24 +178,29 @@ fn fsync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// Writes the journal atomically and durably (temporary file, fsync, rename, fsync of the
-/// directory), owned by the data directory's owner.
-pub fn write(datadir: &Path, journal: &Journal) -> Result<()> {
-    let path = journal_path(datadir);
-    let tmp = datadir.join(format!("{JOURNAL_FILE}.tmp"));
-    let text = serde_json::to_vec(journal).map_err(|e| Error::Journal {
-        path: path.clone(),
-        message: format!("cannot encode the journal: {e}"),
-    })?;
+/// Replaces `rel` in `datadir` with `bytes` atomically and durably: a temporary file, fsynced,
+/// owned by the data directory's owner, renamed over `rel`, then the directory fsynced.
+fn replace_durably(datadir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
+    let path = datadir.join(rel);
+    let tmp = datadir.join(format!("{rel}.gsbuild-tmp"));
     {
         let mut f = File::create(&tmp).map_err(|e| Error::io("create file", &tmp, e))?;
-        f.write_all(&text)
+        f.write_all(bytes)
             .map_err(|e| Error::io("write file", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("fsync file", &tmp, e))?;
     }
     crate::target::give_to_owner_of(&tmp, datadir)?;
     fs::rename(&tmp, &path).map_err(|e| Error::io("rename file", &tmp, e))?;
-    fsync_dir(datadir)
+    fsync_dir(path.parent().unwrap_or(datadir))
+}
+
+/// Writes the journal atomically and durably, owned by the data directory's owner.
+pub fn write(datadir: &Path, journal: &Journal) -> Result<()> {
+    let text = serde_json::to_vec(journal).map_err(|e| Error::Journal {
+        path: journal_path(datadir),
+        message: format!("cannot encode the journal: {e}"),
+    })?;
+    replace_durably(datadir, JOURNAL_FILE, &text)
 }
 
 /// The point of no return: makes the journal durable, then moves `pg_control` aside so that
@@ -214,18 +219,7 @@ pub fn begin(datadir: &Path, journal: &Journal) -> Result<()> {
 /// The last step: the new `pg_control` (atomically), then the aside copy and the journal go.
 /// Everything else must already be durable.
 pub fn finish(datadir: &Path, new_control: &[u8]) -> Result<()> {
-    let global = datadir.join("global");
-    let control = datadir.join(CONTROL_FILE);
-    let tmp = datadir.join(format!("{CONTROL_FILE}.gsbuild-tmp"));
-    {
-        let mut f = File::create(&tmp).map_err(|e| Error::io("create file", &tmp, e))?;
-        f.write_all(new_control)
-            .map_err(|e| Error::io("write file", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync file", &tmp, e))?;
-    }
-    crate::target::give_to_owner_of(&tmp, datadir)?;
-    fs::rename(&tmp, &control).map_err(|e| Error::io("rename file", &tmp, e))?;
-    fsync_dir(&global)?;
+    replace_durably(datadir, CONTROL_FILE, new_control)?;
     crate::failpoint::hit("control-written");
     discard(datadir)
 }

@@ -246,19 +246,7 @@ fn prepare_named(
     let seg_size = target_control.xlog_seg_size;
     // 2. Connect to the source and check that the two clusters fit.
     let (mut source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
-    let source_control = crate::control::ControlFile::decode(
-        &source.fetch_file("global/pg_control")?,
-    )
-    .map_err(|kind| Error::Control {
-        path: format!("{} global/pg_control", source.describe()).into(),
-        kind,
-    })?;
-    check_compatible(&opts, &target_control, &source_control, source.as_mut())?;
-    if opts.write_recovery_conf && conninfo.is_none() {
-        return Err(Error::Usage(
-            "--write-recovery-conf requires --source-server".into(),
-        ));
-    }
+    check_source_fits(&opts, &target_control, source.as_mut(), conninfo.as_ref())?;
     // 3. Divergence.
     let (source_tli, source_end) = source.wal_position()?;
     let source_history = history_of(source.as_mut(), source_tli)?;
@@ -494,19 +482,7 @@ fn prepare_resume(
     let target_control = read_control_file(&opts.target.join(journal::CONTROL_ASIDE))?;
     let seg_size = target_control.xlog_seg_size;
     let (mut source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
-    let source_control = crate::control::ControlFile::decode(
-        &source.fetch_file("global/pg_control")?,
-    )
-    .map_err(|kind| Error::Control {
-        path: format!("{} global/pg_control", source.describe()).into(),
-        kind,
-    })?;
-    check_compatible(&opts, &target_control, &source_control, source.as_mut())?;
-    if opts.write_recovery_conf && conninfo.is_none() {
-        return Err(Error::Usage(
-            "--write-recovery-conf requires --source-server".into(),
-        ));
-    }
+    check_source_fits(&opts, &target_control, source.as_mut(), conninfo.as_ref())?;
     let journal_path = opts.target.join(journal::JOURNAL_FILE);
     let (Some(div), Some(ckpt)) = (&journal.plan.divergence, &journal.plan.checkpoint) else {
         return Err(Error::Journal {
@@ -566,6 +542,30 @@ fn prepare_resume(
         checkpoint_crc: journal.checkpoint_crc,
         resume: Some(Box::new(journal)),
     })
+}
+
+/// Phase 2's checks, for a new rebuild and for a resumed one: the source's control file against
+/// the target's, the source's settings, and `-R`'s need for a server.
+fn check_source_fits(
+    opts: &Options,
+    target_control: &ControlFile,
+    source: &mut dyn Source,
+    conninfo: Option<&ConnInfo>,
+) -> Result<()> {
+    let source_control = crate::control::ControlFile::decode(
+        &source.fetch_file("global/pg_control")?,
+    )
+    .map_err(|kind| Error::Control {
+        path: format!("{} global/pg_control", source.describe()).into(),
+        kind,
+    })?;
+    check_compatible(opts, target_control, &source_control, source)?;
+    if opts.write_recovery_conf && conninfo.is_none() {
+        return Err(Error::Usage(
+            "--write-recovery-conf requires --source-server".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn inspect_target(opts: &Options, rep: &mut dyn Reporter) -> Result<ControlFile> {

@@ -51,24 +51,6 @@ fn tcp_pair(
     (old, new)
 }
 
-/// Whether PostgreSQL accepts the directory (a half-built one must be refused).
-fn starts(c: &mut Cluster) -> bool {
-    let out = server_command(c.install.tool("pg_ctl"))
-        .arg("-D")
-        .arg(c.datadir())
-        .arg("-l")
-        .arg(c.log_path())
-        .args(["-w", "-t", "30", "start"])
-        .output()
-        .expect("run pg_ctl");
-    if out.status.success() {
-        c.set_running(true);
-        c.stop_mode("immediate");
-        return true;
-    }
-    false
-}
-
 /// The state a failure after the point of no return must leave.
 fn assert_interrupted(case: &str, c: &mut Cluster) {
     let d = c.datadir();
@@ -81,7 +63,7 @@ fn assert_interrupted(case: &str, c: &mut Cluster) {
         !d.join("global/pg_control").exists(),
         "{case}: pg_control present"
     );
-    assert!(!starts(c), "{case}: a half-built target started");
+    assert!(!c.starts(), "{case}: a half-built target started");
 }
 
 /// A failed run: exit code 1 and every needle in stderr.

@@ -41,24 +41,6 @@ fn replace_dir(from: &Path, to: &Path) {
     run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
 }
 
-/// Whether PostgreSQL accepts the directory: `pg_ctl start` must fail for a half-built one.
-fn starts(c: &mut Cluster) -> bool {
-    let out = server_command(c.install.tool("pg_ctl"))
-        .arg("-D")
-        .arg(c.datadir())
-        .arg("-l")
-        .arg(c.log_path())
-        .args(["-w", "-t", "20", "start"])
-        .output()
-        .expect("run pg_ctl");
-    if out.status.success() {
-        c.set_running(true);
-        c.stop_mode("immediate");
-        return true;
-    }
-    false
-}
-
 fn status(dir: &Path) -> (Option<i32>, String) {
     let out = Command::new(gsbuild_bin())
         .args(["status", "-D"])
@@ -167,7 +149,7 @@ fn kill_nine_sweep_pg16() {
                 !old.datadir().join("global/pg_control").exists(),
                 "{point}: pg_control must be set aside"
             );
-            assert!(!starts(&mut old), "{point}: a half-built target started");
+            assert!(!old.starts(), "{point}: a half-built target started");
             let (code, out) = status(&old.datadir());
             assert_eq!(code, Some(2), "{point}: {out}");
             assert!(out.contains("interrupted rebuild"), "{point}: {out}");

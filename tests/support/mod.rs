@@ -344,6 +344,25 @@ impl Cluster {
         self.running = true;
     }
 
+    /// Tries to start the server; true when PostgreSQL accepted the directory (the server is
+    /// stopped again at once). A half-built target must be refused.
+    pub fn starts(&mut self) -> bool {
+        let out = server_command(self.install.tool("pg_ctl"))
+            .arg("-D")
+            .arg(self.datadir())
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", "30", "start"])
+            .output()
+            .expect("run pg_ctl");
+        if out.status.success() {
+            self.running = true;
+            self.stop_mode("immediate");
+            return true;
+        }
+        false
+    }
+
     /// Stops the server with `mode` (`fast`, `immediate`, `smart`).
     pub fn stop_mode(&mut self, mode: &str) {
         if self.running {
