@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::filemap::{Action, FileKind};
 use crate::journal::{self, HistoryEntry, Journal};
 use crate::lsn::{Lsn, TimeLineId};
-use crate::plan::{CommonCheckpoint, Plan};
+use crate::plan::{Plan, RecoveryStart};
 use crate::rewind::{Prepared, Reporter};
 use crate::source::{FetchRange, Source};
 use crate::target::TargetDir;
@@ -59,7 +59,7 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         checkpoint_crc,
         resume,
     } = prep;
-    let (Some(ckpt), Some(wal)) = (&plan.checkpoint, &plan.wal) else {
+    let (Some(_), Some(wal)) = (&plan.checkpoint, &plan.wal) else {
         return Ok(Outcome {
             bytes_written: 0,
             wal_bytes: 0,
@@ -93,6 +93,9 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     let mut journal = match resume {
         Some(mut j) => {
             j.runs += 1;
+            // A resumed run may start recovery earlier than the run before (see
+            // rewind::prepare_resume); the journal keeps what replay must cover.
+            j.plan = plan.clone();
             if !opts.dry_run {
                 journal::write(&opts.target, &j)?;
             }
@@ -157,7 +160,10 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     let (end, end_tli) = (transferred.end, transferred.end_tli);
     // 7. Finish: backup_label, standby configuration, sync, then pg_control.
     rep.step("creating backup label and updating control file");
-    target.write_file_atomic("backup_label", backup_label(ckpt, seg_size).as_bytes())?;
+    target.write_file_atomic(
+        "backup_label",
+        backup_label(&wal.recovery_start, seg_size).as_bytes(),
+    )?;
     crate::failpoint::hit("backup-label");
     if opts.write_recovery_conf {
         write_recovery_conf(conninfo.as_ref(), &opts.target, &mut target)?;
@@ -304,12 +310,12 @@ fn create_tablespace_dir(opts: &crate::rewind::Options, location: &str) -> Resul
     Ok(())
 }
 
-fn backup_label(ckpt: &CommonCheckpoint, seg_size: u32) -> String {
-    let file = ckpt.redo.segment(seg_size).file_name(ckpt.tli, seg_size);
+fn backup_label(start: &RecoveryStart, seg_size: u32) -> String {
+    let file = start.redo.segment(seg_size).file_name(start.tli, seg_size);
     let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %Z");
     format!(
         "START WAL LOCATION: {} (file {file})\nCHECKPOINT LOCATION: {}\nBACKUP METHOD: pg_rewind\nBACKUP FROM: standby\nSTART TIME: {now}\n",
-        ckpt.redo, ckpt.lsn
+        start.redo, start.checkpoint
     )
 }
 

@@ -37,8 +37,9 @@ pub const JOURNAL_FILE: &str = "gsbuild.journal";
 pub const CONTROL_ASIDE: &str = "global/pg_control.gsbuild-orig";
 /// The control file.
 pub const CONTROL_FILE: &str = "global/pg_control";
-/// Version of the journal's layout; a journal of another version is refused.
-pub const FORMAT: u32 = 1;
+/// Version of the journal's layout; a journal of another version is refused. Format 2 added
+/// the plan's recovery start (`wal.recovery_start`).
+pub const FORMAT: u32 = 2;
 
 /// Everything needed to finish a rebuild that was interrupted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

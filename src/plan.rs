@@ -108,10 +108,76 @@ pub struct Totals {
     pub source_bytes: u64,
 }
 
+/// Where recovery of the rebuilt target starts: `backup_label`'s `START WAL LOCATION` and
+/// `CHECKPOINT LOCATION`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryStart {
+    /// The redo point replay begins at.
+    pub redo: Lsn,
+    /// The checkpoint record whose redo point that is.
+    pub checkpoint: Lsn,
+    /// The checkpoint's timeline.
+    pub tli: TimeLineId,
+    /// Why recovery starts there.
+    pub from: RecoveryStartFrom,
+}
+
+/// Which checkpoint recovery of the rebuilt target starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryStartFrom {
+    /// The last common checkpoint: the source's files are at least as new as its redo point.
+    CommonCheckpoint,
+    /// The source's own last checkpoint or restartpoint, which is older than the common
+    /// checkpoint: a standby source replayed the common checkpoint record but had not yet made
+    /// the matching restartpoint, so its files on disk (data files, `pg_xact`) may predate
+    /// the common redo point and replay must begin where theirs does.
+    SourceRestartpoint,
+}
+
+impl RecoveryStart {
+    /// The start for a rebuild whose last common checkpoint is `common` and whose source's
+    /// `pg_control`, read before any file is copied from it, names `source` (checkpoint
+    /// location and its redo point and timeline): the earlier of the two redo points. The
+    /// source's files are copied after that read, so they are at least as new as its redo
+    /// point; the target's files that are not copied are at least as new as the common redo
+    /// point. Replay from the earlier one covers both.
+    pub fn earlier_of(common: &CommonCheckpoint, source: (Lsn, Lsn, TimeLineId)) -> RecoveryStart {
+        let (checkpoint, redo, tli) = source;
+        if redo < common.redo {
+            RecoveryStart {
+                redo,
+                checkpoint,
+                tli,
+                from: RecoveryStartFrom::SourceRestartpoint,
+            }
+        } else {
+            RecoveryStart {
+                redo: common.redo,
+                checkpoint: common.lsn,
+                tli: common.tli,
+                from: RecoveryStartFrom::CommonCheckpoint,
+            }
+        }
+    }
+
+    /// The earlier of `self` and `other`.
+    pub fn min(self, other: RecoveryStart) -> RecoveryStart {
+        if other.redo < self.redo {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 /// The WAL the rebuild streams from the source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalPlan {
-    /// Where streaming starts (the segment boundary at or before the common redo point).
+    /// Where recovery starts; streaming begins at the start of its redo point's segment.
+    pub recovery_start: RecoveryStart,
+    /// Where streaming starts (the segment boundary at or before the recovery start's redo
+    /// point).
     pub start: Lsn,
     /// Name of the first segment written.
     pub first_segment: String,
@@ -179,6 +245,14 @@ impl Plan {
             );
         }
         if let Some(w) = &self.wal {
+            let r = &w.recovery_start;
+            if r.from == RecoveryStartFrom::SourceRestartpoint {
+                let _ = writeln!(
+                    s,
+                    "recovery starts at the source's last restartpoint at {} on timeline {}, redo {} (older than the common checkpoint)",
+                    r.checkpoint, r.tli, r.redo
+                );
+            }
             let _ = writeln!(
                 s,
                 "WAL: stream from {} (segment {}), source now at {}",

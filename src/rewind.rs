@@ -11,7 +11,10 @@ use crate::error::{Error, Result};
 use crate::filemap::{FileKind, Policy, WalWindow};
 use crate::journal::{self, Journal, State as JournalState};
 use crate::lsn::{Lsn, TimeLineId};
-use crate::plan::{self, CommonCheckpoint, Divergence, FileMapInput, Plan, WalPlan};
+use crate::plan::{
+    self, CommonCheckpoint, Divergence, FileMapInput, Plan, RecoveryStart, RecoveryStartFrom,
+    WalPlan,
+};
 use crate::replication::ClientOptions;
 use crate::source::local::LocalSource;
 use crate::source::server::ServerSource;
@@ -246,7 +249,9 @@ fn prepare_named(
     let seg_size = target_control.xlog_seg_size;
     // 2. Connect to the source and check that the two clusters fit.
     let (mut source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
-    check_source_fits(&opts, &target_control, source.as_mut(), conninfo.as_ref())?;
+    // Read before any file is copied: see RecoveryStart::earlier_of.
+    let source_control =
+        check_source_fits(&opts, &target_control, source.as_mut(), conninfo.as_ref())?;
     // 3. Divergence.
     let (source_tli, source_end) = source.wal_position()?;
     let source_history = history_of(source.as_mut(), source_tli)?;
@@ -344,9 +349,15 @@ fn prepare_named(
         "rewinding from last common checkpoint at {} on timeline {}",
         ckpt.lsn, ckpt_tli
     ));
+    let redo = ckpt.checkpoint.redo;
+    let common = CommonCheckpoint {
+        lsn: ckpt.lsn,
+        redo,
+        tli: ckpt_tli,
+    };
+    let start = recovery_start(&common, &source_control, rep);
     // 4. Every block the target changed since the common redo point: from its WAL, or (with
     // --changed-blocks=page-lsn) from page LSNs once the file lists are known.
-    let redo = ckpt.checkpoint.redo;
     let tsdir =
         walscan::tablespace_version_dir(target_control.major, target_control.catalog_version_no);
     let wal_changed = match opts.changed_blocks {
@@ -406,7 +417,7 @@ fn prepare_named(
             changed
         }
     };
-    let window = wal_window(redo, seg_size);
+    let window = wal_window(start.redo, seg_size);
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
     let policy = Policy {
         keep_config: opts.keep_config,
@@ -419,21 +430,10 @@ fn prepare_named(
         policy: &policy,
         wal: &window,
     })?;
-    let start = window.first_segment.start_lsn(seg_size);
-    let first_segment =
-        timeline::segment_file_name(&source_history, window.first_segment, seg_size);
     let plan = Plan {
         divergence: Some(divergence),
-        checkpoint: Some(CommonCheckpoint {
-            lsn: ckpt.lsn,
-            redo,
-            tli: ckpt_tli,
-        }),
-        wal: Some(WalPlan {
-            start,
-            first_segment,
-            source_position: source_end,
-        }),
+        wal: Some(wal_plan(start, &source_history, seg_size, source_end)),
+        checkpoint: Some(common),
         files,
         totals,
         ..base
@@ -482,7 +482,8 @@ fn prepare_resume(
     let target_control = read_control_file(&opts.target.join(journal::CONTROL_ASIDE))?;
     let seg_size = target_control.xlog_seg_size;
     let (mut source, conninfo) = open_given(&opts, &mut given, peer, rep)?;
-    check_source_fits(&opts, &target_control, source.as_mut(), conninfo.as_ref())?;
+    let source_control =
+        check_source_fits(&opts, &target_control, source.as_mut(), conninfo.as_ref())?;
     let journal_path = opts.target.join(journal::JOURNAL_FILE);
     let (Some(div), Some(ckpt)) = (&journal.plan.divergence, &journal.plan.checkpoint) else {
         return Err(Error::Journal {
@@ -532,8 +533,20 @@ fn prepare_resume(
         "rewinding from last common checkpoint at {} on timeline {}",
         ckpt.lsn, ckpt.tli
     ));
+    let mut plan = journal.plan.clone();
+    if let (false, Some(wal)) = (journal.files_done, plan.wal.as_mut()) {
+        // This run copies every file again, so the source's files are at least as new as its
+        // redo point now; the earlier run's start stays in force for what replay must cover.
+        let now = recovery_start(ckpt, &source_control, rep);
+        *wal = wal_plan(
+            wal.recovery_start.clone().min(now),
+            &source_history,
+            seg_size,
+            wal.source_position,
+        );
+    }
     Ok(Prepared {
-        plan: journal.plan.clone(),
+        plan,
         source,
         opts,
         target_control,
@@ -545,13 +558,14 @@ fn prepare_resume(
 }
 
 /// Phase 2's checks, for a new rebuild and for a resumed one: the source's control file against
-/// the target's, the source's settings, and `-R`'s need for a server.
+/// the target's, the source's settings, and `-R`'s need for a server. Returns the source's
+/// control file.
 fn check_source_fits(
     opts: &Options,
     target_control: &ControlFile,
     source: &mut dyn Source,
     conninfo: Option<&ConnInfo>,
-) -> Result<()> {
+) -> Result<ControlFile> {
     let source_control = crate::control::ControlFile::decode(
         &source.fetch_file("global/pg_control")?,
     )
@@ -565,7 +579,44 @@ fn check_source_fits(
             "--write-recovery-conf requires --source-server".into(),
         ));
     }
-    Ok(())
+    Ok(source_control)
+}
+
+/// Where recovery of the rebuilt target starts ([`RecoveryStart::earlier_of`]), from the
+/// source's control file as read before any file is copied.
+fn recovery_start(
+    common: &CommonCheckpoint,
+    source_control: &ControlFile,
+    rep: &mut dyn Reporter,
+) -> RecoveryStart {
+    let c = &source_control.checkpoint_copy;
+    let start = RecoveryStart::earlier_of(
+        common,
+        (source_control.checkpoint, c.redo, c.this_timeline_id),
+    );
+    if start.from == RecoveryStartFrom::SourceRestartpoint {
+        rep.info(&format!(
+            "the source's last restartpoint at {} (redo {}) is older than the last common checkpoint: recovery starts from it",
+            start.checkpoint, start.redo
+        ));
+    }
+    start
+}
+
+/// The WAL to stream for a recovery that starts at `start`.
+fn wal_plan(
+    start: RecoveryStart,
+    source_history: &[TimeLineHistoryEntry],
+    seg_size: u32,
+    source_position: Lsn,
+) -> WalPlan {
+    let segment = start.redo.segment(seg_size);
+    WalPlan {
+        start: segment.start_lsn(seg_size),
+        first_segment: timeline::segment_file_name(source_history, segment, seg_size),
+        source_position,
+        recovery_start: start,
+    }
 }
 
 fn inspect_target(opts: &Options, rep: &mut dyn Reporter) -> Result<ControlFile> {

@@ -11,3 +11,5 @@ mod matrix;
 mod rich;
 #[path = "rebuild/small.rs"]
 mod small;
+#[path = "rebuild/standby_source.rs"]
+mod standby_source;
