@@ -305,6 +305,7 @@ fn create_tablespace_dir(opts: &crate::rewind::Options, location: &str) -> Resul
     let dir = std::path::Path::new(location);
     if !opts.dry_run {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        crate::target::CreateModes::of(&opts.target)?.apply_to_dir(dir)?;
         crate::target::give_to_owner_of(dir, &opts.target)?;
     }
     Ok(())

@@ -186,6 +186,7 @@ fn replace_durably(datadir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
     let tmp = datadir.join(format!("{rel}.gsbuild-tmp"));
     {
         let mut f = File::create(&tmp).map_err(|e| Error::io("create file", &tmp, e))?;
+        crate::target::CreateModes::of(datadir)?.apply_to_file(&f, &tmp)?;
         f.write_all(bytes)
             .map_err(|e| Error::io("write file", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("fsync file", &tmp, e))?;

@@ -25,6 +25,55 @@ pub enum SyncMethod {
     None,
 }
 
+/// The permissions of what is created in a data directory, PostgreSQL's rule: directories 0700
+/// and files 0600, or 0750 and 0640 when the data directory itself allows group access
+/// (`initdb -g`). Applied explicitly, whatever the process umask: WAL and relation files hold
+/// row data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreateModes {
+    /// Mode of new directories.
+    pub dir: u32,
+    /// Mode of new files.
+    pub file: u32,
+}
+
+impl CreateModes {
+    /// The modes for a data directory whose own mode is `dir_mode`.
+    pub fn for_dir_mode(dir_mode: u32) -> CreateModes {
+        if dir_mode & 0o750 == 0o750 {
+            CreateModes {
+                dir: 0o750,
+                file: 0o640,
+            }
+        } else {
+            CreateModes {
+                dir: 0o700,
+                file: 0o600,
+            }
+        }
+    }
+
+    /// The modes for `datadir`.
+    pub fn of(datadir: &Path) -> Result<CreateModes> {
+        let meta = fs::metadata(datadir).map_err(|e| Error::io("stat directory", datadir, e))?;
+        Ok(CreateModes::for_dir_mode(meta.mode()))
+    }
+
+    /// Gives `file`, just created at `path`, the file mode.
+    pub fn apply_to_file(&self, file: &File, path: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(self.file))
+            .map_err(|e| Error::io("change mode of", path, e))
+    }
+
+    /// Gives the directory at `path` the directory mode.
+    pub fn apply_to_dir(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(self.dir))
+            .map_err(|e| Error::io("change mode of", path, e))
+    }
+}
+
 /// Files [`TargetDir`] keeps open at once.
 const OPEN_FILES: usize = 8;
 /// Writeback of a file's new data is started once this many bytes were written to it, so that
@@ -86,6 +135,7 @@ pub struct TargetDir {
     dry_run: bool,
     sync: SyncMethod,
     owner: Option<(u32, u32)>,
+    modes: CreateModes,
     touched_files: BTreeSet<PathBuf>,
     touched_dirs: BTreeSet<PathBuf>,
     /// Files kept open for positioned writes, most recently used first (at most
@@ -112,6 +162,7 @@ impl TargetDir {
             dry_run,
             sync,
             owner,
+            modes: CreateModes::for_dir_mode(meta.mode()),
             touched_files: BTreeSet::new(),
             touched_dirs: BTreeSet::new(),
             open: Vec::new(),
@@ -216,6 +267,7 @@ impl TargetDir {
                     .open(&full)
                     .map_err(|e| Error::io("open file", &full, e))?;
                 if !existed {
+                    self.modes.apply_to_file(&file, &full)?;
                     self.chown(&full)?;
                 }
                 self.touch(&full);
@@ -319,7 +371,13 @@ impl TargetDir {
         Ok(())
     }
 
-    /// Creates a directory (mode 0700, as PostgreSQL does).
+    /// The permissions new files and directories get.
+    pub fn modes(&self) -> CreateModes {
+        self.modes
+    }
+
+    /// Creates a directory (mode 0700, or 0750 in a data directory with group access, as
+    /// PostgreSQL does).
     pub fn create_dir(&mut self, rel: &str) -> Result<()> {
         if self.dry_run {
             return Ok(());
@@ -331,9 +389,7 @@ impl TargetDir {
             }
             _ => {}
         }
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&full, fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io("change mode of", &full, e))?;
+        self.modes.apply_to_dir(&full)?;
         self.chown(&full)?;
         self.touched_dirs.insert(full.clone());
         if let Some(parent) = full.parent() {
@@ -382,6 +438,7 @@ impl TargetDir {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)
                 .map_err(|e| Error::io("create file", &tmp, e))?;
+            self.modes.apply_to_file(&f, &tmp)?;
             f.write_all_at(data, 0)
                 .map_err(|e| Error::io("write file", &tmp, e))?;
             if self.sync != SyncMethod::None {

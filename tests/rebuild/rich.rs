@@ -22,9 +22,12 @@ const ONLY_TARGET_FILE: &str = "only-target 'q'.txt";
 const ONLY_SOURCE_DIR: &str = "extra dir 'q'";
 const ONLY_SOURCE_FILE: &str = "extra dir 'q'/file \"x\".txt";
 
+/// Writes a file as PostgreSQL would have it: the server user's, mode 0600.
 fn write_owned(dir: &Path, rel: &str, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
     let p = dir.join(rel);
     std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     chown_to_server_user(&p);
 }
 
@@ -335,6 +338,10 @@ fn rich_with(
     assert_owned_by(&d, uid);
     assert_owned_by(&wal_dir, uid);
     assert_owned_by(&mapped, uid);
+    // Everything created with PostgreSQL's modes, whatever gsbuild's umask.
+    for dir in [&d, &wal_dir, &mapped] {
+        assert_modes(dir, 0o700, 0o600);
+    }
     let links: Vec<PathBuf> = std::fs::read_dir(d.join("pg_tblspc"))
         .unwrap()
         .map(|e| std::fs::read_link(e.unwrap().path()).unwrap())

@@ -590,3 +590,46 @@ pub(crate) fn least_privilege_role(major: u32) {
 fn least_privilege_role_pg15() {
     least_privilege_role(15);
 }
+
+/// A pair made with `initdb -g` (group access): what the rebuild creates gets 0750/0640, as
+/// PostgreSQL would make it; in the default 0700 directory (checked in the rich scenario)
+/// 0700/0600, whatever gsbuild's umask.
+pub(crate) fn group_access_modes(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let init = InitOptions {
+        group_access: true,
+        ..Default::default()
+    };
+    let (mut old, mut new) = primary_and_standby_with(&pg, "groupmode", &init, small_setup, &[]);
+    assert_modes(&old.datadir(), 0o750, 0o640);
+    new.promote();
+    small_diverge(&new, &old);
+    old.stop();
+    if kind == SourceKind::Local {
+        new.stop();
+    }
+    // Under a umask that would strip the group bits if gsbuild relied on it.
+    let source = match kind {
+        SourceKind::Server => format!("--source-server='{}' -R", new.connstr("postgres")),
+        SourceKind::Local => format!("--source-pgdata='{}'", new.datadir().display()),
+    };
+    let script = format!(
+        "umask 077; exec '{}' -D '{}' {source} -N",
+        gsbuild_bin().display(),
+        old.datadir().display()
+    );
+    let (code, _, err) = run(Path::new("/bin/sh"), &["-c".into(), script], None);
+    assert_eq!(code, 0, "{err}");
+    assert_modes(&old.datadir(), 0o750, 0o640);
+    finish(kind, &mut new, &mut old, None);
+}
+
+#[test]
+fn group_access_modes_pg15_server() {
+    group_access_modes(15, SourceKind::Server);
+}
+
+#[test]
+fn group_access_modes_pg18_local() {
+    group_access_modes(18, SourceKind::Local);
+}

@@ -186,6 +186,8 @@ pub struct InitOptions {
     pub tcp: bool,
     /// Lines appended to postgresql.conf.
     pub extra_conf: String,
+    /// `initdb -g`: the data directory allows group access (0750 directories, 0640 files).
+    pub group_access: bool,
 }
 
 impl Default for InitOptions {
@@ -195,6 +197,7 @@ impl Default for InitOptions {
             wal_segsize_mb: 16,
             tcp: false,
             extra_conf: String::new(),
+            group_access: false,
         }
     }
 }
@@ -253,6 +256,9 @@ impl Cluster {
         } else if install.major >= 18 {
             // initdb 18 turns checksums on by default.
             cmd.arg("--no-data-checksums");
+        }
+        if opts.group_access {
+            cmd.arg("-g");
         }
         run_ok(&mut cmd);
         let port = if opts.tcp { free_port() } else { 5432 };

@@ -277,6 +277,33 @@ pub fn assert_owned_by(dir: &Path, uid: u32) {
     }
 }
 
+/// Every directory under `dir` (and `dir`) has mode `dir_mode` and every file `file_mode`
+/// (symbolic links are not followed; their own mode means nothing). A rebuild must create
+/// what it creates as PostgreSQL would: 0700/0600, or 0750/0640 with group access.
+pub fn assert_modes(dir: &Path, dir_mode: u32, file_mode: u32) {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut wrong = Vec::new();
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.mode() & 0o7777;
+        if meta.is_dir() {
+            if mode != dir_mode {
+                wrong.push(format!("{} is a directory of mode {mode:o}", p.display()));
+            }
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        } else if meta.is_file() && mode != file_mode {
+            wrong.push(format!("{} has mode {mode:o}", p.display()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "expected directories {dir_mode:o} and files {file_mode:o}:\n{}",
+        wrong.join("\n")
+    );
+}
+
 /// The uid of the data directory's owner.
 pub fn owner_uid(c: &Cluster) -> u32 {
     std::fs::metadata(c.datadir()).unwrap().uid()
