@@ -23,6 +23,7 @@ use crate::timeline::{history_file_name, TimeLineHistoryEntry};
 use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::runtime::Runtime;
@@ -647,7 +648,11 @@ fn listed(row: &Row) -> Result<SourceFile> {
     let isdir: bool = row.try_get(2).map_err(get_err)?;
     let link: Option<String> = row.try_get(3).map_err(get_err)?;
     let kind = match link {
-        Some(target) if !target.is_empty() => FileKind::Symlink { target },
+        // An in-place tablespace (allow_in_place_tablespaces) is a directory inside the data
+        // directory, whose location reads as the relative "pg_tblspc/<oid>".
+        Some(target) if !target.is_empty() && Path::new(&target).is_absolute() => {
+            FileKind::Symlink { target }
+        }
         _ if isdir => FileKind::Dir,
         _ => FileKind::File {
             size: size.max(0) as u64,

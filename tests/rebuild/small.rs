@@ -633,3 +633,74 @@ fn group_access_modes_pg15_server() {
 fn group_access_modes_pg18_local() {
     group_access_modes(18, SourceKind::Local);
 }
+
+/// In-place tablespaces (`allow_in_place_tablespaces`: `pg_tblspc/<oid>` is a directory, not a
+/// link): one shared by both sides and written by both after the split, one only the source
+/// creates after it, one only the target creates.
+pub(crate) fn in_place_tablespaces(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let init = InitOptions {
+        extra_conf: "allow_in_place_tablespaces = on\n".into(),
+        ..Default::default()
+    };
+    let setup = |c: &Cluster| {
+        small_setup(c);
+        c.psql_script(
+            "postgres",
+            "CREATE TABLESPACE inplace_common LOCATION '';
+             CREATE TABLE in_common (id int PRIMARY KEY, v text) TABLESPACE inplace_common;
+             INSERT INTO in_common SELECT g, 'common' FROM generate_series(1, 5000) g;",
+        );
+    };
+    let (mut old, mut new) = primary_and_standby_with(&pg, "inplace", &init, setup, &[]);
+    new.promote();
+    small_diverge(&new, &old);
+    new.psql_script(
+        "postgres",
+        "UPDATE in_common SET v = 'source' WHERE id % 3 = 0;
+         CREATE TABLESPACE inplace_source LOCATION '';
+         CREATE TABLE in_source TABLESPACE inplace_source AS SELECT generate_series(1, 2000) g;",
+    );
+    old.psql_script(
+        "postgres",
+        "UPDATE in_common SET v = 'lost' WHERE id % 2 = 0;
+         CREATE TABLESPACE inplace_target LOCATION '';
+         CREATE TABLE in_target TABLESPACE inplace_target AS SELECT generate_series(1, 2000) g;",
+    );
+    let target_only = old.psql(
+        "postgres",
+        "SELECT oid FROM pg_tablespace WHERE spcname = 'inplace_target'",
+    );
+    old.stop();
+    if kind == SourceKind::Local {
+        new.stop();
+    }
+    rebuilt(rebuild(options(&old, &new, kind)).0);
+    let tblspc = old.datadir().join("pg_tblspc");
+    assert!(
+        !tblspc.join(&target_only).exists(),
+        "target-only tablespace removed"
+    );
+    for e in std::fs::read_dir(&tblspc).unwrap() {
+        let meta = std::fs::symlink_metadata(e.unwrap().path()).unwrap();
+        assert!(meta.is_dir(), "in-place tablespaces stay directories");
+    }
+    finish(kind, &mut new, &mut old, None);
+    assert_eq!(
+        old.psql(
+            "postgres",
+            "SELECT count(*) FROM in_common WHERE v = 'lost'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn in_place_tablespaces_pg15_server() {
+    in_place_tablespaces(15, SourceKind::Server);
+}
+
+#[test]
+fn in_place_tablespaces_pg15_local() {
+    in_place_tablespaces(15, SourceKind::Local);
+}
