@@ -176,7 +176,9 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
             }
         })?;
     let new_control = new_control_file(source_control, end, end_tli);
-    rep.step("syncing target data directory");
+    if opts.sync != crate::target::SyncMethod::None {
+        rep.step("syncing target data directory");
+    }
     target.sync()?;
     crate::failpoint::hit("synced");
     let synced = target.synced_count();

@@ -202,6 +202,10 @@ pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileM
     if path == "global/pg_control" || GSBUILD_FILES.contains(&path) {
         return Ok(Action::None);
     }
+    // macOS's Finder metadata, neither copied nor removed (pg_rewind's rule).
+    if path.contains(".DS_Store") {
+        return Ok(Action::None);
+    }
     if is_excluded(path) {
         return Ok(if entry.target.is_some() {
             Action::Remove
@@ -315,6 +319,8 @@ mod tests {
                 Action::Remove,
             ),
             (entry("postmaster.pid", file(80), None, false), Action::None),
+            (entry(".DS_Store", file(6), None, false), Action::None),
+            (entry("base/.DS_Store", None, file(6), false), Action::None),
             (
                 entry("pg_replslot/s1/state", file(200), file(200), false),
                 Action::Remove,

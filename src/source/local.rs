@@ -9,12 +9,14 @@ use super::{ChunkSink, FetchRange, Source, SourceFile, TransferSink, WalEnd, Wal
 use crate::control::{read_control_file, ControlFile};
 use crate::datadir;
 use crate::error::{Error, Result};
+use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
 use crate::timeline::{
     history_file_name, parse_history, segment_file_name, HistoryError, TimeLineHistoryEntry,
 };
 use crate::walscan::{self, RestoringWalDir};
 use crate::xlog::{SegmentSource, WalReader};
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,10 @@ const CHANNEL_CHUNKS: usize = 4;
 pub struct LocalSource {
     root: PathBuf,
     jobs: usize,
+    /// File sizes as listed: a stopped cluster's files do not change, so a file whose size
+    /// differs when it is read is an error, growth included (pg_rewind: "size of source file
+    /// … changed concurrently").
+    listed: HashMap<String, u64>,
 }
 
 /// One positioned read: a range of a file, or of the WAL (at its position).
@@ -43,6 +49,7 @@ impl LocalSource {
         LocalSource {
             root: root.to_path_buf(),
             jobs: 1,
+            listed: HashMap::new(),
         }
     }
 
@@ -158,6 +165,18 @@ impl LocalSource {
                 got
             )));
         }
+        if let Some(&listed) = self.listed.get(&r.path) {
+            let now = f
+                .metadata()
+                .map_err(|e| Error::io("stat file", &full, e))?
+                .len();
+            if now != listed {
+                return Err(Error::Usage(format!(
+                    "size of source file \"{}\" changed concurrently: {listed} bytes expected, {now} found",
+                    full.display()
+                )));
+            }
+        }
         Ok(buf)
     }
 }
@@ -209,13 +228,21 @@ impl Source for LocalSource {
     }
 
     fn list_files(&mut self) -> Result<Vec<SourceFile>> {
-        Ok(datadir::list(&self.root)?
+        let files: Vec<SourceFile> = datadir::list(&self.root)?
             .into_iter()
             .map(|l| SourceFile {
                 path: l.path,
                 kind: l.kind,
             })
-            .collect())
+            .collect();
+        self.listed = files
+            .iter()
+            .filter_map(|f| match f.kind {
+                FileKind::File { size } => Some((f.path.clone(), size)),
+                _ => None,
+            })
+            .collect();
+        Ok(files)
     }
 
     fn fetch_file(&mut self, path: &str) -> Result<Vec<u8>> {
@@ -316,5 +343,56 @@ impl Source for LocalSource {
             pos = segno.next().start_lsn(seg_size);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Keep(Vec<(String, u64, usize)>);
+    impl ChunkSink for Keep {
+        fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
+            self.0.push((path.to_string(), offset, data.len()));
+            Ok(())
+        }
+        fn vanished(&mut self, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A stopped source's file that grows or shrinks after it was listed is an error, not a
+    /// copy of whatever part was read.
+    #[test]
+    fn a_size_change_after_listing_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("grows"), b"a").unwrap();
+        std::fs::write(d.path().join("shrinks"), b"abcdef").unwrap();
+        std::fs::write(d.path().join("same"), b"xyz").unwrap();
+        let mut src = LocalSource::new(d.path());
+        src.list_files().unwrap();
+        std::fs::write(d.path().join("grows"), b"a, and an error message").unwrap();
+        std::fs::write(d.path().join("shrinks"), b"abc").unwrap();
+        let range = |path: &str, len| FetchRange {
+            path: path.into(),
+            offset: 0,
+            len,
+        };
+        let mut sink = Keep(Vec::new());
+        src.fetch_ranges(&[range("same", 3)], &mut sink).unwrap();
+        assert_eq!(sink.0, vec![("same".to_string(), 0, 3)]);
+        for (path, len) in [("grows", 1), ("shrinks", 6)] {
+            let err = src
+                .fetch_ranges(&[range(path, len)], &mut Keep(Vec::new()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "size of source file \"{}",
+                    d.path().join(path).display()
+                )) && err.contains("changed concurrently"),
+                "{err}"
+            );
+        }
     }
 }
