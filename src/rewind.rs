@@ -271,7 +271,21 @@ fn prepare_named(
         seg_size,
         Some(target_control.system_identifier),
     );
-    let target_end = target_end_of_wal(&target_control, &mut target_wal)?;
+    let target_end = match target_end_of_wal(&target_control, &mut target_wal) {
+        Ok(end) => end,
+        // Without its WAL the target's last checkpoint record cannot be read, but its
+        // position is enough: the WAL ends after it, and a divergence point at or before it
+        // means the target diverged (a record is never split by the divergence point), one
+        // after it means there is nothing to rewind.
+        Err(e) if opts.changed_blocks == ChangedBlocks::PageLsn => {
+            rep.info(&format!(
+                "could not read the target's last checkpoint record ({e}); its WAL ends after {}",
+                target_control.checkpoint
+            ));
+            Lsn(target_control.checkpoint.0 + 1).max(target_control.min_recovery_point)
+        }
+        Err(e) => return Err(e),
+    };
     // A history that names a switchpoint the cluster never reached lies (or belongs to
     // another cluster); the divergence found from it would be wrong.
     history_reached(&source_history, source_end, || {

@@ -338,10 +338,26 @@ pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
 /// finds the changed blocks by page LSN and the common checkpoint in the source's WAL, and the
 /// rebuilt target holds exactly the source's data.
 pub(crate) fn missing_target_wal_page_lsn(major: u32, kind: SourceKind) {
+    missing_target_wal_page_lsn_with(major, kind, false)
+}
+
+/// [`missing_target_wal_page_lsn`]; with `empty`, not one WAL segment is left in the target's
+/// `pg_wal`, not even the one holding its own last checkpoint record: the histories give the
+/// divergence point and the source's WAL the common checkpoint, so none is needed.
+fn missing_target_wal_page_lsn_with(major: u32, kind: SourceKind, empty: bool) {
     let Some(pg) = install(major) else { return };
     let (mut old, mut new, _archive) = pair_without_target_wal(&pg, "nowal-lsn");
     if kind == SourceKind::Local {
         new.stop();
+    }
+    if empty {
+        for e in std::fs::read_dir(old.wal_dir()).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.len() >= 24 && name[..24].bytes().all(|b| b.is_ascii_hexdigit()) {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
     }
     assert_wal_method_fails(&old, &new, kind);
     let mut opts = options(&old, &new, kind);
@@ -369,6 +385,16 @@ fn missing_target_wal_page_lsn_pg15_server() {
 #[test]
 fn missing_target_wal_page_lsn_pg15_local() {
     missing_target_wal_page_lsn(15, SourceKind::Local);
+}
+
+#[test]
+fn empty_target_pg_wal_page_lsn_pg15_server() {
+    missing_target_wal_page_lsn_with(15, SourceKind::Server, true);
+}
+
+#[test]
+fn empty_target_pg_wal_page_lsn_pg18_local() {
+    missing_target_wal_page_lsn_with(18, SourceKind::Local, true);
 }
 
 #[test]
