@@ -83,6 +83,10 @@ fn main() {
     );
     let wal = WalWindow {
         first_segment: XLogSegNo(2),
+        stream_from: XLogSegNo(2),
+        required: Default::default(),
+        source_history: gsbuild::timeline::parse_history("", gsbuild::lsn::TimeLineId(1))
+            .expect("timeline 1"),
         seg_size: 16 << 20,
     };
     let policy = Policy::default();

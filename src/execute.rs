@@ -89,6 +89,10 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
             _ => Ok((f, None)),
         })
         .collect::<Result<_>>()?;
+    let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
+    if !resume.as_ref().is_some_and(|j| j.files_done) {
+        source.check_ranges(&ranges)?;
+    }
     // The point of no return: the journal, then pg_control aside.
     let mut journal = match resume {
         Some(mut j) => {
@@ -140,15 +144,9 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         // 6d. Only the WAL, to where the source is now.
         wal_from.copy(source.as_mut(), &mut target, &[], rep)?
     } else {
-        let t = apply_files(
-            &plan,
-            &opts,
-            creates,
-            source.as_mut(),
-            &mut target,
-            &wal_from,
-            rep,
-        )?;
+        prepare_files(&plan, &opts, creates, &mut target)?;
+        // 6c. Every byte range in one batch through the source, the WAL alongside.
+        let t = wal_from.copy(source.as_mut(), &mut target, &ranges, rep)?;
         // Durable before the journal says so: a resumed run skips them.
         target.sync()?;
         journal.files_done = true;
@@ -198,20 +196,16 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
     })
 }
 
-/// 6a–6c: directories and symlinks, truncations and removals (deepest paths first, from the
-/// plan's order), then every byte range in one batch through the source with the WAL alongside.
-/// Removals come before the copy because the WAL stream may write a segment file of the same
-/// name as one the plan removes. Every step is idempotent, so that a resumed run can do it
-/// again over a partly done target.
-fn apply_files(
+/// 6a–6b: directories and symlinks, truncations and removals (deepest paths first, from the
+/// plan's order), and whole files emptied, before the copy. Removals come before it because
+/// the WAL stream may write a segment file of the same name as one the plan removes. Every
+/// step is idempotent, so that a resumed run can do it again over a partly done target.
+fn prepare_files(
     plan: &Plan,
     opts: &crate::rewind::Options,
     creates: Vec<(&crate::plan::PlannedFile, Option<String>)>,
-    source: &mut dyn Source,
     target: &mut TargetDir,
-    wal: &WalFrom<'_>,
-    rep: &mut dyn Reporter,
-) -> Result<Transferred> {
+) -> Result<()> {
     for (f, location) in creates {
         match location {
             Some(loc) => {
@@ -233,12 +227,10 @@ fn apply_files(
         }
         crate::failpoint::hit("truncate-remove");
     }
-    // Whole files start empty; then every range in one batch.
     for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
         target.truncate(&f.path, 0)?;
     }
-    let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
-    wal.copy(source, target, &ranges, rep)
+    Ok(())
 }
 
 /// Where the source's WAL is copied from.

@@ -255,28 +255,66 @@ pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileM
     }
 }
 
-/// Where the streamed WAL starts (segment files are named along the source's history with
-/// [`crate::timeline::segment_file_name`]).
+/// Which WAL segment files recovery of the rebuilt target reads, and where they come from.
+/// Segment files are named along the source's history ([`crate::timeline::segment_file_name`]),
+/// which the target follows once rebuilt.
 #[derive(Clone, Debug)]
 pub struct WalWindow {
-    /// First segment the stream writes (the one holding the common checkpoint's redo point).
+    /// First segment recovery reads: the one holding the recovery start's redo point.
     pub first_segment: XLogSegNo,
+    /// First segment the stream writes. The segments `[first_segment, stream_from)` hold only
+    /// common history (they end before the divergence point) and recovery reads the target's
+    /// own copies of them.
+    pub stream_from: XLogSegNo,
+    /// Names of the target's segment files that hold its WAL from the last common checkpoint
+    /// to the divergence point (pg_rewind's "required for recovery" files: they may not be
+    /// archived yet, and are never removed).
+    pub required: BTreeSet<String>,
+    /// The source's timeline history, which names the files the stream writes.
+    pub source_history: Vec<crate::timeline::TimeLineHistoryEntry>,
     /// WAL segment size in bytes.
     pub seg_size: u32,
 }
 
-/// Decides the action for a WAL segment file. Segments before the redo point are left as they
-/// are on the target and never copied (recovery will not read them). From the redo point on,
-/// the stream writes the source's segments; any other target segment there is diverged or
-/// unreachable WAL and is removed, so recovery can never read it.
+impl WalWindow {
+    /// The name recovery looks for at `segno`: the source's.
+    fn name_at(&self, segno: XLogSegNo) -> String {
+        crate::timeline::segment_file_name(&self.source_history, segno, self.seg_size)
+    }
+}
+
+/// Decides the action for a WAL segment file in `pg_wal` (`name` without `.partial`). A file
+/// only the source has is never copied: the stream writes what recovery needs. Of the target's
+/// files:
+/// - one the stream will write (from `stream_from` on, with the source's name) is removed
+///   first, so that nothing of the target's version survives;
+/// - one required for recovery (see [`WalWindow::required`]) is kept;
+/// - one recovery reads from the target (`[first_segment, stream_from)`) is kept;
+/// - any other from `stream_from` on is diverged or stale WAL and is removed;
+/// - before it, one the source has too is the same common history and is kept, and one only
+///   the target has is removed (pg_rewind's rule for files only the target has).
 pub fn decide_wal_segment(entry: &FileEntry, name: &str, window: &WalWindow) -> Action {
     let Some((_, segno)) = XLogSegNo::parse_file_name(name, window.seg_size) else {
         return Action::None;
     };
-    if segno < window.first_segment || entry.target.is_none() {
+    if entry.target.is_none() {
         return Action::None;
     }
-    Action::Remove
+    let file = entry.path.strip_prefix("pg_wal/").unwrap_or(&entry.path);
+    let is_recovery_name = file == window.name_at(segno);
+    if segno >= window.stream_from && is_recovery_name {
+        return Action::Remove;
+    }
+    if window.required.contains(file) {
+        return Action::None;
+    }
+    if segno >= window.first_segment && segno < window.stream_from && is_recovery_name {
+        return Action::None;
+    }
+    if segno >= window.stream_from || entry.source.is_none() {
+        return Action::Remove;
+    }
+    Action::None
 }
 
 #[cfg(test)]
@@ -446,17 +484,64 @@ mod tests {
             wal_segment_name("pg_wal/archive_status/000000010000000000000003.done"),
             None
         );
-        let seg = 16 << 20;
+        let seg: u32 = 16 << 20;
+        // Timeline 2 begins inside segment 5 (the divergence point); the last common
+        // checkpoint is in segment 4, recovery starts in 3, the stream at 5.
+        let history =
+            crate::timeline::parse_history("1\t0/5000100\tpromoted\n", crate::lsn::TimeLineId(2))
+                .unwrap();
         let w = WalWindow {
             first_segment: XLogSegNo(3),
+            stream_from: XLogSegNo(5),
+            required: ["000000010000000000000004", "000000010000000000000005"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            source_history: history,
             seg_size: seg,
         };
-        let e = |p: &str| entry(p, None, file(seg.into()), false);
-        let name = "000000010000000000000002";
-        assert_eq!(decide_wal_segment(&e(name), name, &w), Action::None);
-        let name = "000000010000000000000003";
-        assert_eq!(decide_wal_segment(&e(name), name, &w), Action::Remove);
-        let source_only = entry(name, file(seg.into()), None, false);
-        assert_eq!(decide_wal_segment(&source_only, name, &w), Action::None);
+        let target_only = |n: &str| entry(&format!("pg_wal/{n}"), None, file(seg.into()), false);
+        let both = |n: &str| {
+            entry(
+                &format!("pg_wal/{n}"),
+                file(seg.into()),
+                file(seg.into()),
+                false,
+            )
+        };
+        let cases = [
+            // Older than recovery needs: pg_rewind's rule for files only the target has.
+            (target_only("000000010000000000000001"), Action::Remove),
+            (both("000000010000000000000002"), Action::None),
+            // Recovery reads the target's own copy, even where the source recycled it.
+            (target_only("000000010000000000000003"), Action::None),
+            (both("000000010000000000000003"), Action::None),
+            (target_only("000000010000000000000004"), Action::None),
+            // Required, and not a name the stream writes.
+            (target_only("000000010000000000000005"), Action::None),
+            // The stream writes the source's version.
+            (both("000000020000000000000005"), Action::Remove),
+            (target_only("000000020000000000000006"), Action::Remove),
+            // Diverged WAL the target alone wrote.
+            (target_only("000000010000000000000006"), Action::Remove),
+            (
+                target_only("000000010000000000000005.partial"),
+                Action::Remove,
+            ),
+        ];
+        for (e, want) in cases {
+            let name = wal_segment_name(&e.path).unwrap();
+            assert_eq!(decide_wal_segment(&e, name, &w), want, "{}", e.path);
+        }
+        let source_only = entry(
+            "pg_wal/000000020000000000000007",
+            file(seg.into()),
+            None,
+            false,
+        );
+        assert_eq!(
+            decide_wal_segment(&source_only, "000000020000000000000007", &w),
+            Action::None
+        );
     }
 }

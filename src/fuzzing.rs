@@ -148,7 +148,7 @@ pub fn check_wal_stream(data: &[u8]) {
             rec.lsn
         );
         assert!(
-            last.map_or(true, |l| rec.lsn >= l.end_lsn),
+            last.is_none_or(|l| rec.lsn >= l.end_lsn),
             "overlap at {}",
             rec.lsn
         );
@@ -222,7 +222,7 @@ pub fn check_history(data: &[u8]) {
         assert_eq!(w[0].end, Some(w[1].begin), "contiguous");
     }
     for e in &entries {
-        if e.end.map_or(true, |end| e.begin < end) {
+        if e.end.is_none_or(|end| e.begin < end) {
             assert_eq!(timeline::tli_at(&entries, e.begin), Some(e.tli));
         }
     }
@@ -435,6 +435,10 @@ pub fn check_listing(data: &[u8]) {
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
     let wal = WalWindow {
         first_segment: XLogSegNo(2),
+        stream_from: XLogSegNo(3),
+        required: ["000000010000000000000003".to_string()].into(),
+        source_history: crate::timeline::parse_history("", crate::lsn::TimeLineId(1))
+            .unwrap_or_default(),
         seg_size: FUZZ_SEG_SIZE,
     };
     // Target paths come from a walk of the target itself; only the source is untrusted.

@@ -80,6 +80,16 @@ pub fn as_owner(program: &Path, datadir: &Path) -> Result<Command> {
         // std clears root's supplementary groups when it sets the uid.
         cmd.uid(meta.uid()).gid(meta.gid());
     }
+    // What it creates in the data directory (a segment restore_command copies into pg_wal)
+    // gets the directory's modes, as under PostgreSQL, whose umask its children inherit.
+    let mask = !crate::target::CreateModes::of(datadir)?.dir & 0o777;
+    // SAFETY: umask is async-signal-safe and only sets the child's file creation mask.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask as libc::mode_t);
+            Ok(())
+        });
+    }
     Ok(cmd)
 }
 

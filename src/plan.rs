@@ -176,9 +176,12 @@ impl RecoveryStart {
 pub struct WalPlan {
     /// Where recovery starts; streaming begins at the start of its redo point's segment.
     pub recovery_start: RecoveryStart,
-    /// Where streaming starts (the segment boundary at or before the recovery start's redo
-    /// point).
+    /// Where streaming starts: a segment boundary at or before the divergence point, and at or
+    /// after the recovery start's redo point when the target's own segments of common
+    /// history in between are kept ([`WalPlan::target_segments_kept`]).
     pub start: Lsn,
+    /// Segments recovery reads from the target's own `pg_wal`, from the recovery start's on.
+    pub target_segments_kept: u64,
     /// Name of the first segment written.
     pub first_segment: String,
     /// The source's WAL position when the plan was made; the stream ends at the source's
@@ -251,6 +254,13 @@ impl Plan {
                     s,
                     "recovery starts at the source's last restartpoint at {} on timeline {}, redo {} (older than the common checkpoint)",
                     r.checkpoint, r.tli, r.redo
+                );
+            }
+            if w.target_segments_kept > 0 {
+                let _ = writeln!(
+                    s,
+                    "WAL: keep the target's {} segments of common history from the redo point",
+                    w.target_segments_kept
                 );
             }
             let _ = writeln!(
@@ -532,6 +542,9 @@ mod tests {
         changed.insert("base/5/300".to_string(), BTreeSet::from([1, 5]));
         let wal = WalWindow {
             first_segment: XLogSegNo(2),
+            stream_from: XLogSegNo(2),
+            required: Default::default(),
+            source_history: crate::timeline::parse_history("", TimeLineId(1)).unwrap(),
             seg_size: 16 << 20,
         };
         let is_rel = |p: &str| p.starts_with("base/5/");
@@ -558,6 +571,8 @@ mod tests {
                 ("truncate", "base/5/200", vec![1]),
                 ("remove", "pg_wal/000000010000000000000003", vec![]),
                 ("remove", "pg_wal/000000010000000000000002", vec![]),
+                // Only the target has it, and recovery does not read it.
+                ("remove", "pg_wal/000000010000000000000001", vec![]),
                 ("remove", "base/7/1", vec![]),
                 ("remove", "base/7", vec![]),
             ]
@@ -622,6 +637,9 @@ mod tests {
         }
         let wal = WalWindow {
             first_segment: XLogSegNo(3),
+            stream_from: XLogSegNo(3),
+            required: Default::default(),
+            source_history: crate::timeline::parse_history("", TimeLineId(1)).unwrap(),
             seg_size: 16 << 20,
         };
         let is_rel = |p: &str| crate::relpath::is_main_fork_data_file(p);
@@ -682,6 +700,9 @@ mod tests {
     fn rejects_escaping_source_paths() {
         let wal = WalWindow {
             first_segment: XLogSegNo(2),
+            stream_from: XLogSegNo(2),
+            required: Default::default(),
+            source_history: crate::timeline::parse_history("", TimeLineId(1)).unwrap(),
             seg_size: 16 << 20,
         };
         let changed = HashMap::new();

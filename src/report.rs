@@ -17,8 +17,12 @@ pub fn init_logging(verbose: u8, debug: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("gsbuild={level}")));
+    // Colour only for a person at a terminal: an HA tool's log would get escape codes.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -96,7 +100,7 @@ impl Reporter for CliReporter {
         }
         let due = self
             .last_line
-            .map_or(true, |t| t.elapsed() >= Duration::from_secs(1));
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
         if due || done == total {
             self.last_line = Some(Instant::now());
             let pct = (done * 100).checked_div(total).unwrap_or(100);

@@ -10,7 +10,7 @@ use crate::control::{read_control_file, ControlFile, DbState};
 use crate::error::{Error, Result};
 use crate::filemap::{FileKind, Policy, WalWindow};
 use crate::journal::{self, Journal, State as JournalState};
-use crate::lsn::{Lsn, TimeLineId};
+use crate::lsn::{Lsn, TimeLineId, XLogSegNo};
 use crate::plan::{
     self, CommonCheckpoint, Divergence, FileMapInput, Plan, RecoveryStart, RecoveryStartFrom,
     WalPlan,
@@ -431,7 +431,27 @@ fn prepare_named(
             changed
         }
     };
-    let window = wal_window(start.redo, seg_size);
+    let window = wal_window(WindowInput {
+        start: &start,
+        checkpoint: ckpt.lsn,
+        divergence: divergence.lsn,
+        // Only WAL the scan read and checked is reused.
+        reuse_target: opts.changed_blocks == ChangedBlocks::Wal,
+        target_files: &target_files,
+        source_history: &source_history,
+        target_history: &target_history,
+        seg_size,
+    });
+    for name in &window.required {
+        let path = format!("pg_wal/{name}");
+        let only_target = |files: &[(String, FileKind)]| files.iter().any(|(p, _)| *p == path);
+        if only_target(&target_files) && !only_target(&source_files) {
+            rep.debug(&format!(
+                "Not removing file \"{path}\" because it is required for recovery"
+            ));
+        }
+    }
+    let stream_from = window.stream_from;
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
     let policy = Policy {
         keep_config: opts.keep_config,
@@ -446,7 +466,13 @@ fn prepare_named(
     })?;
     let plan = Plan {
         divergence: Some(divergence),
-        wal: Some(wal_plan(start, &source_history, seg_size, source_end)),
+        wal: Some(wal_plan(
+            start,
+            stream_from,
+            &source_history,
+            seg_size,
+            source_end,
+        )),
         checkpoint: Some(common),
         files,
         totals,
@@ -552,12 +578,18 @@ fn prepare_resume(
         // This run copies every file again, so the source's files are at least as new as its
         // redo point now; the earlier run's start stays in force for what replay must cover.
         let now = recovery_start(ckpt, &source_control, rep);
-        *wal = wal_plan(
-            wal.recovery_start.clone().min(now),
-            &source_history,
-            seg_size,
-            wal.source_position,
-        );
+        if now.redo < wal.recovery_start.redo {
+            // Streamed from the new start on: the target's copies of the WAL between it and
+            // the divergence point were not checked by this plan's scan.
+            let stream_from = now.redo.segment(seg_size);
+            *wal = wal_plan(
+                now,
+                stream_from,
+                &source_history,
+                seg_size,
+                wal.source_position,
+            );
+        }
     }
     Ok(Prepared {
         plan,
@@ -617,17 +649,20 @@ fn recovery_start(
     start
 }
 
-/// The WAL to stream for a recovery that starts at `start`.
+/// The WAL for a recovery that starts at `start`, streamed from `stream_from` (the segments
+/// before it, from the start's on, are the target's own).
 fn wal_plan(
     start: RecoveryStart,
+    stream_from: XLogSegNo,
     source_history: &[TimeLineHistoryEntry],
     seg_size: u32,
     source_position: Lsn,
 ) -> WalPlan {
-    let segment = start.redo.segment(seg_size);
+    let first = start.redo.segment(seg_size);
     WalPlan {
-        start: segment.start_lsn(seg_size),
-        first_segment: timeline::segment_file_name(source_history, segment, seg_size),
+        start: stream_from.start_lsn(seg_size),
+        first_segment: timeline::segment_file_name(source_history, stream_from, seg_size),
+        target_segments_kept: stream_from.0.saturating_sub(first.0),
         source_position,
         recovery_start: start,
     }
@@ -1103,9 +1138,61 @@ fn source_record_crc(
     Ok(crc)
 }
 
-fn wal_window(redo: Lsn, seg_size: u32) -> WalWindow {
+/// What [`wal_window`] decides from.
+struct WindowInput<'a> {
+    start: &'a RecoveryStart,
+    /// The last common checkpoint record.
+    checkpoint: Lsn,
+    divergence: Lsn,
+    /// Whether recovery may read the target's own segments of common history.
+    reuse_target: bool,
+    target_files: &'a [(String, FileKind)],
+    source_history: &'a [TimeLineHistoryEntry],
+    target_history: &'a [TimeLineHistoryEntry],
+    seg_size: u32,
+}
+
+/// Which WAL recovery reads and where it comes from (see [`WalWindow`]). The segments from the
+/// recovery start's up to the one holding the divergence point hold only common history: when
+/// the recovery start is the common checkpoint's and the target's WAL scan read them, the
+/// target's complete copies (named alike on both histories) are kept and the stream begins at
+/// the first segment the target lacks, at the latest at the divergence point's. That moves
+/// less, and works when the source has recycled that WAL. The segments from the common
+/// checkpoint record's to the divergence point's on the target's history are required for
+/// recovery (pg_rewind keeps them, archived or not).
+fn wal_window(w: WindowInput<'_>) -> WalWindow {
+    let seg_size = w.seg_size;
+    let first = w.start.redo.segment(seg_size);
+    let last_common = w.divergence.segment(seg_size);
+    let required = (w.checkpoint.segment(seg_size).0..=last_common.0)
+        .map(|n| timeline::segment_file_name(w.target_history, XLogSegNo(n), seg_size))
+        .collect();
+    let mut stream_from = first;
+    if w.reuse_target && w.start.from == RecoveryStartFrom::CommonCheckpoint {
+        let full: std::collections::HashSet<&str> = w
+            .target_files
+            .iter()
+            .filter(|(_, k)| {
+                *k == FileKind::File {
+                    size: u64::from(seg_size),
+                }
+            })
+            .filter_map(|(p, _)| p.strip_prefix("pg_wal/"))
+            .collect();
+        while stream_from < last_common {
+            let name = timeline::segment_file_name(w.source_history, stream_from, seg_size);
+            let same = name == timeline::segment_file_name(w.target_history, stream_from, seg_size);
+            if !same || !full.contains(name.as_str()) {
+                break;
+            }
+            stream_from = XLogSegNo(stream_from.0 + 1);
+        }
+    }
     WalWindow {
-        first_segment: redo.segment(seg_size),
+        first_segment: first,
+        stream_from,
+        required,
+        source_history: w.source_history.to_vec(),
         seg_size,
     }
 }

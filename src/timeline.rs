@@ -30,7 +30,7 @@ pub struct TimeLineHistoryEntry {
 impl TimeLineHistoryEntry {
     /// Whether `lsn` lies in `[begin, end)`.
     pub fn contains(&self, lsn: Lsn) -> bool {
-        self.begin <= lsn && self.end.map_or(true, |end| lsn < end)
+        self.begin <= lsn && self.end.is_none_or(|end| lsn < end)
     }
 }
 

@@ -34,7 +34,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| Some(e.ok()?.path())).collect())
         .unwrap_or_default();
-    out.retain(|p| p.is_file() && !p.file_name().is_some_and(|n| n == ".gitkeep"));
+    out.retain(|p| p.is_file() && p.file_name().is_none_or(|n| n != ".gitkeep"));
     out.sort();
     out
 }

@@ -165,18 +165,11 @@ impl LocalSource {
                 got
             )));
         }
-        if let Some(&listed) = self.listed.get(&r.path) {
-            let now = f
-                .metadata()
-                .map_err(|e| Error::io("stat file", &full, e))?
-                .len();
-            if now != listed {
-                return Err(Error::Usage(format!(
-                    "size of source file \"{}\" changed concurrently: {listed} bytes expected, {now} found",
-                    full.display()
-                )));
-            }
-        }
+        let now = f
+            .metadata()
+            .map_err(|e| Error::io("stat file", &full, e))?
+            .len();
+        self.check_size(&r.path, &full, now)?;
         Ok(buf)
     }
 }
@@ -222,6 +215,19 @@ fn read_full_at(f: &File, buf: &mut [u8], mut off: u64) -> std::io::Result<usize
     Ok(done)
 }
 
+impl LocalSource {
+    /// A file of a stopped cluster must keep the size it was listed with.
+    fn check_size(&self, rel: &str, full: &Path, now: u64) -> Result<()> {
+        match self.listed.get(rel) {
+            Some(&listed) if listed != now => Err(Error::Usage(format!(
+                "size of source file \"{}\" changed concurrently: {listed} bytes expected, {now} found",
+                full.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Source for LocalSource {
     fn describe(&self) -> String {
         format!("data directory \"{}\"", self.root.display())
@@ -248,6 +254,22 @@ impl Source for LocalSource {
     fn fetch_file(&mut self, path: &str) -> Result<Vec<u8>> {
         let full = datadir::join(&self.root, path)?;
         std::fs::read(&full).map_err(|e| Error::io("open file", &full, e))
+    }
+
+    fn check_ranges(&mut self, ranges: &[FetchRange]) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for r in ranges.iter().filter(|r| seen.insert(r.path.as_str())) {
+            let full = datadir::join(&self.root, &r.path)?;
+            let now = match std::fs::metadata(&full) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::Usage(format!("could not open file \"{}\": it was removed from the source data directory while the source must be stopped", full.display())))
+                }
+                Err(e) => return Err(Error::io("stat file", &full, e)),
+            };
+            self.check_size(&r.path, &full, now)?;
+        }
+        Ok(())
     }
 
     fn fetch_ranges(&mut self, ranges: &[FetchRange], sink: &mut dyn ChunkSink) -> Result<()> {

@@ -204,6 +204,14 @@ pub trait Source {
         Ok(None)
     }
 
+    /// Checks, before anything is written to the target, that `ranges` can still be copied as
+    /// listed: a stopped data directory whose files changed size since the listing fails here
+    /// with the target untouched (the copy checks again as it reads). A live server's files
+    /// change legitimately; the default checks nothing.
+    fn check_ranges(&mut self, _ranges: &[FetchRange]) -> Result<()> {
+        Ok(())
+    }
+
     /// Reads the source's WAL from `start` (page aligned) along `history` (the source's
     /// timeline history, whose last entry is its current timeline) into `sink`, until the sink
     /// returns `false` or everything before `end` was delivered. The last call may deliver

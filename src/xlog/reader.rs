@@ -119,7 +119,7 @@ impl WalStreamReader {
     pub fn new(start: Lsn, seg_size: u32, sysid: Option<u64>) -> WalStreamReader {
         let state = if start.page_offset(XLOG_BLCKSZ) == 0 {
             State::Skip
-        } else if start.0 % 8 != 0 {
+        } else if !start.0.is_multiple_of(8) {
             State::Broken(start, WalError::BadRecordOffset)
         } else {
             State::Seek

@@ -197,7 +197,7 @@ impl<S: SegmentSource> WalReader<S> {
     /// missing ([`WalError::MissingSegment`] naming the file), no valid record is there, or
     /// the record is corrupt; all name `lsn`.
     pub fn read_record_at(&mut self, lsn: Lsn) -> crate::Result<Record> {
-        if lsn.page_offset(XLOG_BLCKSZ) == 0 || lsn.0 % 8 != 0 {
+        if lsn.page_offset(XLOG_BLCKSZ) == 0 || !lsn.0.is_multiple_of(8) {
             return Err(wal_err(lsn, WalError::BadRecordOffset));
         }
         let mut stream = WalStreamReader::new(lsn, self.seg_size, self.sysid).strict();

@@ -112,7 +112,7 @@ impl WalBuilder {
 
     fn page_header(&mut self, rem_len: u32) {
         let pos = self.pos();
-        let long = pos % u64::from(SEG) == 0;
+        let long = pos.is_multiple_of(u64::from(SEG));
         let mut info = if rem_len > 0 {
             XLP_FIRST_IS_CONTRECORD
         } else {
@@ -142,7 +142,7 @@ impl WalBuilder {
     fn put(&mut self, rec: &[u8], abort: bool) -> bool {
         let mut i = 0;
         while i < rec.len() {
-            if self.pos() % u64::from(XLOG_BLCKSZ) == 0 {
+            if self.pos().is_multiple_of(u64::from(XLOG_BLCKSZ)) {
                 if abort && i > 0 {
                     return false;
                 }
@@ -157,10 +157,10 @@ impl WalBuilder {
     }
 
     fn align(&mut self) {
-        while self.pos() % 8 != 0 {
+        while !self.pos().is_multiple_of(8) {
             self.out.push(0);
         }
-        if self.pos() % u64::from(XLOG_BLCKSZ) == 0 {
+        if self.pos().is_multiple_of(u64::from(XLOG_BLCKSZ)) {
             self.page_header(0);
         }
     }
@@ -187,14 +187,14 @@ impl WalBuilder {
 
     /// Pads with zeros to the end of the current page.
     pub fn pad_page(&mut self) {
-        while self.pos() % u64::from(XLOG_BLCKSZ) != 0 {
+        while !self.pos().is_multiple_of(u64::from(XLOG_BLCKSZ)) {
             self.out.push(0);
         }
     }
 
     /// Pads with zeros to the end of the current segment.
     pub fn pad_segment(&mut self) {
-        while self.pos() % u64::from(SEG) != 0 {
+        while !self.pos().is_multiple_of(u64::from(SEG)) {
             self.out.push(0);
         }
     }

@@ -244,7 +244,7 @@ fn pump(shared: Arc<Shared>, conn: u64, upstream: bool, mut from: TcpStream, mut
                 while i < st.triggers.len() {
                     let t = &st.triggers[i];
                     let seen = window.windows(t.pattern.len()).any(|w| w == t.pattern);
-                    if seen && t.when.as_ref().map_or(true, |w| w()) {
+                    if seen && t.when.as_ref().is_none_or(|w| w()) {
                         let t = st.triggers.remove(i);
                         eprintln!("proxy: pattern of trigger {:?} seen", t.name);
                         st.armed.push(Armed {
