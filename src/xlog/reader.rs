@@ -242,7 +242,14 @@ impl WalStreamReader {
 
     /// Drops consumed input (all of it, or in large pieces to keep `drain` cheap).
     fn compact(&mut self) {
-        let consumed = (self.pos.0.saturating_sub(self.buf_lsn)).min(self.buf.len() as u64);
+        // Bytes before the position are done with, except the header of the position's page
+        // while it has not been read: reading from the middle of a page starts with it.
+        let ps = page_start(self.pos);
+        let keep_from = match self.page {
+            Some((p, _)) if p == ps => self.pos,
+            _ => ps,
+        };
+        let consumed = (keep_from.0.saturating_sub(self.buf_lsn)).min(self.buf.len() as u64);
         if consumed as usize == self.buf.len() || consumed >= 1 << 20 {
             self.buf.drain(..consumed as usize);
             self.buf_lsn += consumed;

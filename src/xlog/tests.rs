@@ -102,6 +102,31 @@ fn chunked_input_gives_the_same_records() {
     assert_eq!(whole, bytewise);
 }
 
+/// Reading from a record in the middle of a page, with the input starting at that page: the
+/// page header must not be dropped when the first chunks end before the record (a source's
+/// WAL delivered timeline by timeline ends a chunk at each switch point).
+#[test]
+fn mid_page_start_with_short_first_chunks() {
+    let (b, lsns) = sample();
+    for start in [lsns[3], lsns[50], lsns[60]] {
+        let page = start - start % u64::from(XLOG_BLCKSZ);
+        let input = &b.out[b.off(page)..];
+        let (whole, end) = read_all(input, start, &[usize::MAX]);
+        let end = end.unwrap();
+        assert_eq!(whole.first().map(|r| r.lsn.0), Some(start));
+        for chunks in [
+            &[1usize][..],
+            &[7],
+            &[100, 3],
+            &[(start - page) as usize - 8, 64],
+        ] {
+            let (got, end2) = read_all(input, start, chunks);
+            assert_eq!(got, whole, "start {start:#x}, chunks {chunks:?}");
+            assert_eq!(end2.unwrap(), end);
+        }
+    }
+}
+
 #[test]
 fn flipped_byte_in_the_middle_is_a_crc_error_naming_the_lsn() {
     let (mut b, lsns) = sample();

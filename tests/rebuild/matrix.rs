@@ -28,6 +28,7 @@ macro_rules! matrix {
                 #[test] fn pg_rewind_dialect() { crate::small::pg_rewind_dialect($major) }
                 #[test] fn least_privilege_role() { crate::small::least_privilege_role($major) }
                 #[test] fn in_place_tablespaces_server() { in_place_tablespaces($major, Server) }
+                #[test] fn promoted_twice() { crate::small::promoted_twice($major) }
                 #[test] fn in_place_tablespaces_local() { in_place_tablespaces($major, Local) }
             }
         )*

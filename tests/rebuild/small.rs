@@ -730,3 +730,66 @@ fn in_place_tablespaces_pg15_server() {
 fn in_place_tablespaces_pg15_local() {
     in_place_tablespaces(15, SourceKind::Local);
 }
+
+/// PostgreSQL's `008_min_recovery_point`: node 3 is promoted (timeline 2), node 1 follows it
+/// and is promoted in turn (timeline 3) with no checkpoint since, while node 2 still follows
+/// node 3 on timeline 2. Node 2 is rebuilt from node 1: the two switch points lie in one WAL
+/// segment, and the common checkpoint record is on timeline 2 there.
+pub(crate) fn promoted_twice(major: u32) {
+    let Some(pg) = install(major) else { return };
+    let mut n1 = Cluster::init(&pg, "twice-1", &InitOptions::default());
+    n1.start();
+    n1.psql_script(
+        "postgres",
+        "CREATE TABLE foo (t text);
+         CREATE TABLE bar (t text);
+         INSERT INTO bar VALUES ('in both');",
+    );
+    let mut n2 = n1.make_standby("twice-2", false);
+    let mut n3 = n1.make_standby("twice-3", false);
+    n2.start();
+    n3.start();
+    let lsn = n1.psql("postgres", "SELECT pg_current_wal_insert_lsn()");
+    n2.wait_replay(&lsn);
+    n3.wait_replay(&lsn);
+    n1.stop();
+    n3.promote();
+    configure_standby(&n1, &n3);
+    n1.start();
+    n2.stop();
+    configure_standby(&n2, &n3);
+    n2.start();
+    n1.wait_replay(&n3.psql("postgres", "SELECT pg_current_wal_insert_lsn()"));
+    n1.promote();
+    n1.psql("postgres", "INSERT INTO foo VALUES ('keep this')");
+    n3.psql("postgres", "INSERT INTO bar VALUES ('rewind this')");
+    n1.psql("postgres", "INSERT INTO foo VALUES ('and this')");
+    n1.psql("postgres", "INSERT INTO foo VALUES ('and this too')");
+    n2.wait_replay(&n3.psql("postgres", "SELECT pg_current_wal_insert_lsn()"));
+    n2.stop();
+    n3.stop();
+    let mut opts = options(&n2, &n1, SourceKind::Server);
+    opts.write_recovery_conf = true;
+    let (r, rep) = rebuild(opts);
+    let plan = rebuilt(r);
+    eprintln!(
+        "{}",
+        plan.to_text()
+            .lines()
+            .take(6)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(rep.saw("servers diverged at WAL location"));
+    verify_standby(&n1, &mut n2);
+    assert_eq!(
+        n2.psql("postgres", "SELECT t FROM foo ORDER BY t"),
+        "and this\nand this too\nkeep this"
+    );
+    assert_eq!(n2.psql("postgres", "SELECT t FROM bar"), "in both");
+}
+
+#[test]
+fn promoted_twice_pg15() {
+    promoted_twice(15);
+}
