@@ -114,6 +114,15 @@ pub enum Error {
         /// How many other pages failed the same check.
         more: u64,
     },
+    /// The source no longer has WAL at a position a rebuild asked for: its segment was
+    /// removed or recycled (a checkpoint since, a small `wal_keep_size`).
+    #[error("{message}")]
+    WalRemoved {
+        /// Where reading began.
+        lsn: Lsn,
+        /// The source's message, naming the segment.
+        message: String,
+    },
     /// Bad options or a bad command line.
     #[error("{0}")]
     Usage(String),

@@ -56,7 +56,7 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
         target_control,
         source_history,
         conninfo,
-        checkpoint_crc,
+        checked,
         resume,
     } = prep;
     let (Some(_), Some(wal)) = (&plan.checkpoint, &plan.wal) else {
@@ -121,7 +121,7 @@ fn execute_plan(prep: Prepared, rep: &mut dyn Reporter) -> Result<Outcome> {
                         Error::io("read file", opts.target.join(journal::CONTROL_FILE), e)
                     })?,
                 ),
-                checkpoint_crc,
+                checked_record: checked,
                 source_history: HistoryEntry::from_history(&source_history),
                 tablespace_locations: creates.iter().filter_map(|(_, l)| l.clone()).collect(),
                 files_done: false,

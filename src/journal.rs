@@ -41,6 +41,15 @@ pub const CONTROL_FILE: &str = "global/pg_control";
 /// the plan's recovery start (`wal.recovery_start`).
 pub const FORMAT: u32 = 2;
 
+/// A WAL record of common history, by position and CRC, as compared between the two sides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedRecord {
+    /// Where the record starts.
+    pub lsn: crate::lsn::Lsn,
+    /// Its `xl_crc`.
+    pub crc: u32,
+}
+
 /// Everything needed to finish a rebuild that was interrupted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
@@ -60,8 +69,10 @@ pub struct Journal {
     pub seg_size: u32,
     /// CRC-32C of the target's original `pg_control` file (all of it).
     pub original_control_crc: u32,
-    /// CRC of the common checkpoint record, which a resumed run finds again on the source.
-    pub checkpoint_crc: u32,
+    /// The record of common history that was compared with the source (the last common
+    /// checkpoint record, or the last common record when the source had recycled the
+    /// checkpoint's WAL), which a resumed run finds again on the source.
+    pub checked_record: CheckedRecord,
     /// The source's timeline history when the rebuild started.
     pub source_history: Vec<HistoryEntry>,
     /// Tablespace locations outside the data directory that this rebuild creates (a resumed
@@ -295,7 +306,10 @@ mod tests {
             system_identifier: 7,
             seg_size: 1 << 24,
             original_control_crc: crc32c::crc32c(control),
-            checkpoint_crc: 1,
+            checked_record: CheckedRecord {
+                lsn: crate::lsn::Lsn(0x100_0028),
+                crc: 1,
+            },
             source_history: Vec::new(),
             tablespace_locations: Vec::new(),
             files_done: false,

@@ -294,7 +294,9 @@ impl ReplicationClient {
             // next-timeline result set (or an error).
             b'T' | b'D' | b'C' | b'E' | b'Z' | b'S' => {
                 let mut rows = Vec::new();
-                collect_results_from(&mut self.conn, &q, &mut rows, Some(frame)).await?;
+                collect_results_from(&mut self.conn, &q, &mut rows, Some(frame))
+                    .await
+                    .map_err(|e| wal_removed(e, start))?;
                 let end = stream::parse_timeline_end(&q, &rows)?;
                 Ok(WalStream::ended(self, start, q, end))
             }
@@ -303,6 +305,20 @@ impl ReplicationClient {
                 format!("unexpected message type '{}'", t as char),
             )),
         }
+    }
+}
+
+/// `e` as an [`Error::WalRemoved`] (at `lsn`) when the server said the WAL segment is gone
+/// (SQLSTATE 58P01, undefined_file: "requested WAL segment … has already been removed").
+pub(crate) fn wal_removed(e: Error, lsn: Lsn) -> Error {
+    match e {
+        Error::Source { query, message } if message.contains("(SQLSTATE 58P01)") => {
+            Error::WalRemoved {
+                lsn,
+                message: format!("{query}: {message}"),
+            }
+        }
+        e => e,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::conninfo::{ConnInfo, Environment};
 use crate::control::{read_control_file, ControlFile, DbState};
 use crate::error::{Error, Result};
 use crate::filemap::{FileKind, Policy, WalWindow};
-use crate::journal::{self, Journal, State as JournalState};
+use crate::journal::{self, CheckedRecord, Journal, State as JournalState};
 use crate::lsn::{Lsn, TimeLineId, XLogSegNo};
 use crate::plan::{
     self, CommonCheckpoint, Divergence, FileMapInput, Plan, RecoveryStart, RecoveryStartFrom,
@@ -150,8 +150,8 @@ pub struct Prepared {
     pub(crate) target_control: ControlFile,
     pub(crate) source_history: Vec<TimeLineHistoryEntry>,
     pub(crate) conninfo: Option<ConnInfo>,
-    /// CRC of the common checkpoint record (kept in the journal).
-    pub(crate) checkpoint_crc: u32,
+    /// The record of common history compared with the source (kept in the journal).
+    pub(crate) checked: CheckedRecord,
     /// The journal of the interrupted rebuild this run resumes.
     pub(crate) resume: Option<Box<Journal>>,
 }
@@ -239,7 +239,10 @@ fn prepare_named(
                 target_control,
                 source_history: Vec::new(),
                 conninfo,
-                checkpoint_crc: 0,
+                checked: CheckedRecord {
+                    lsn: Lsn::INVALID,
+                    crc: 0,
+                },
                 resume: None,
             });
         }
@@ -316,9 +319,8 @@ fn prepare_named(
             source.as_mut(),
             &histories,
             &target_control,
-            target_end,
-            source_end,
-            seg_size,
+            (target_end, source_end),
+            rep,
         )?,
         ChangedBlocks::PageLsn => find_common_point_page_lsn(
             &mut target_wal,
@@ -341,7 +343,7 @@ fn prepare_named(
         files: Vec::new(),
         totals: Default::default(),
     };
-    let Some((divergence, ckpt)) = found else {
+    let Some((divergence, ckpt, checked)) = found else {
         rep.info("no rewind required");
         return Ok(Prepared {
             plan: base,
@@ -350,7 +352,10 @@ fn prepare_named(
             target_control,
             source_history,
             conninfo,
-            checkpoint_crc: 0,
+            checked: CheckedRecord {
+                lsn: Lsn::INVALID,
+                crc: 0,
+            },
             resume: None,
         });
     };
@@ -490,7 +495,7 @@ fn prepare_named(
         target_control,
         source_history,
         conninfo,
-        checkpoint_crc: ckpt.crc,
+        checked,
         resume: None,
     })
 }
@@ -551,18 +556,19 @@ fn prepare_resume(
             div.lsn
         )));
     }
+    let checked = journal.checked_record;
     let crc = source_record_crc(
         source.as_mut(),
         &source_history,
-        ckpt.lsn,
+        checked.lsn,
         source_end,
         seg_size,
         target_control.system_identifier,
     )?;
-    if crc != Some(journal.checkpoint_crc) {
+    if crc != Some(checked.crc) {
         return Err(cannot(format!(
-            "its WAL no longer holds the common checkpoint record at {}",
-            ckpt.lsn
+            "its WAL no longer holds the record of common history at {} that the rebuild was checked against",
+            checked.lsn
         )));
     }
     rep.info(&format!(
@@ -598,7 +604,7 @@ fn prepare_resume(
         target_control,
         source_history,
         conninfo,
-        checkpoint_crc: journal.checkpoint_crc,
+        checked: journal.checked_record,
         resume: Some(Box::new(journal)),
     })
 }
@@ -884,6 +890,18 @@ fn target_end_of_wal<S: crate::xlog::SegmentSource>(
     Ok(ckpt.end.max(cf.min_recovery_point))
 }
 
+/// What phase 3 found: where the two sides diverged, their last common checkpoint, and the
+/// record of common history that was compared with the source.
+type CommonPoint = (Divergence, FoundCheckpoint, CheckedRecord);
+
+/// The checkpoint record itself as the record compared with the source.
+fn checked_checkpoint(ckpt: &FoundCheckpoint) -> CheckedRecord {
+    CheckedRecord {
+        lsn: ckpt.lsn,
+        crc: ckpt.crc,
+    }
+}
+
 struct Histories<'a> {
     source: &'a [TimeLineHistoryEntry],
     target: &'a [TimeLineHistoryEntry],
@@ -896,32 +914,65 @@ fn find_common_point<S: crate::xlog::SegmentSource>(
     source: &mut dyn Source,
     h: &Histories<'_>,
     tc: &ControlFile,
-    target_end: Lsn,
-    source_end: Lsn,
-    seg_size: u32,
-) -> Result<Option<(Divergence, FoundCheckpoint)>> {
+    ends: (Lsn, Lsn),
+    rep: &mut dyn Reporter,
+) -> Result<Option<CommonPoint>> {
+    let (target_end, source_end) = ends;
+    let seg_size = tc.xlog_seg_size;
     let source_tli = h.source.last().map(|e| e.tli).unwrap_or(TimeLineId(1));
     let target_tli = h.target.last().map(|e| e.tli).unwrap_or(TimeLineId(1));
     if let Some((lsn, tli)) = find_divergence(h.source, h.target) {
         if target_end <= lsn {
             return Ok(None);
         }
-        let from =
-            walscan::record_at_divergence(target_wal, lsn, seg_size).unwrap_or(tc.checkpoint);
+        let at_divergence = walscan::record_at_divergence(target_wal, lsn, seg_size);
+        let from = at_divergence.unwrap_or(tc.checkpoint);
         let ckpt = walscan::last_checkpoint_before(target_wal, from, lsn)?;
-        let crc = source_record_crc(
-            source,
-            h.source,
-            ckpt.lsn,
-            source_end,
-            seg_size,
-            tc.system_identifier,
-        )?;
-        if crc != Some(ckpt.crc) {
-            return Err(Error::Incompatible(format!(
-                "the checkpoint record at {} differs between source and target although their timeline histories say it is common history",
-                ckpt.lsn
-            )));
+        let crc_at = |source: &mut dyn Source, at: Lsn| {
+            source_record_crc(
+                source,
+                h.source,
+                at,
+                source_end,
+                seg_size,
+                tc.system_identifier,
+            )
+        };
+        let differs = |what: &str, at: Lsn| {
+            Error::Incompatible(format!(
+                "the {what} at {at} differs between source and target although their timeline histories say it is common history"
+            ))
+        };
+        let mut checked = CheckedRecord {
+            lsn: ckpt.lsn,
+            crc: ckpt.crc,
+        };
+        match crc_at(source, ckpt.lsn) {
+            Ok(crc) if crc == Some(ckpt.crc) => {}
+            Ok(_) => return Err(differs("checkpoint record", ckpt.lsn)),
+            // The source recycled that WAL (the target's copy of it is what recovery will
+            // read): the histories are checked at the last common record instead, whose WAL
+            // the source must have anyway, as its stream starts in that record's segment or
+            // the next.
+            Err(removed @ Error::WalRemoved { .. }) => {
+                let Some(at) = at_divergence else {
+                    return Err(removed);
+                };
+                let last = target_wal.read_record_at(at)?.prev();
+                let last_crc = target_wal.read_record_at(last)?.crc();
+                rep.info(&format!(
+                    "the source no longer has the WAL of the last common checkpoint record at {} ({removed}); comparing the last common record at {last} instead",
+                    ckpt.lsn
+                ));
+                if crc_at(source, last)? != Some(last_crc) {
+                    return Err(differs("record", last));
+                }
+                checked = CheckedRecord {
+                    lsn: last,
+                    crc: last_crc,
+                };
+            }
+            Err(e) => return Err(e),
         }
         let method = "timeline-history".to_string();
         return Ok(Some((
@@ -933,6 +984,7 @@ fn find_common_point<S: crate::xlog::SegmentSource>(
                 method,
             },
             ckpt,
+            checked,
         )));
     }
     if h.source.first() != h.target.first() || source_tli != target_tli {
@@ -958,11 +1010,11 @@ fn find_common_point_page_lsn<S: crate::xlog::SegmentSource>(
     tc: &ControlFile,
     ends: (Lsn, Lsn),
     rep: &mut dyn Reporter,
-) -> Result<Option<(Divergence, FoundCheckpoint)>> {
-    let (target_end, source_end) = ends;
+) -> Result<Option<CommonPoint>> {
+    let target_end = ends.0;
     let seg_size = tc.xlog_seg_size;
     let Some((lsn, tli)) = find_divergence(h.source, h.target) else {
-        return find_common_point(target_wal, source, h, tc, target_end, source_end, seg_size)
+        return find_common_point(target_wal, source, h, tc, ends, rep)
             .map_err(|e| {
                 Error::Incompatible(format!(
                     "source and target are on the same timeline, so only the target's WAL shows where they diverged, and it could not be used with --changed-blocks=page-lsn: {e}"
@@ -974,7 +1026,7 @@ fn find_common_point_page_lsn<S: crate::xlog::SegmentSource>(
     }
     match walscan::last_checkpoint_before(target_wal, tc.checkpoint, lsn) {
         Ok(_) => {
-            return find_common_point(target_wal, source, h, tc, target_end, source_end, seg_size)
+            return find_common_point(target_wal, source, h, tc, ends, rep)
         }
         Err(e) => rep.info(&format!(
             "could not read the target's WAL back to a checkpoint before the divergence point ({e}); looking for one in the source's WAL"
@@ -986,6 +1038,7 @@ fn find_common_point_page_lsn<S: crate::xlog::SegmentSource>(
         "found the last common checkpoint at {} in the source's WAL",
         ckpt.lsn
     ));
+    let checked = checked_checkpoint(&ckpt);
     Ok(Some((
         Divergence {
             lsn,
@@ -995,6 +1048,7 @@ fn find_common_point_page_lsn<S: crate::xlog::SegmentSource>(
             method: "timeline-history".to_string(),
         },
         ckpt,
+        checked,
     )))
 }
 
@@ -1010,7 +1064,7 @@ fn same_timeline<S: crate::xlog::SegmentSource>(
     target_end: Lsn,
     source_end: Lsn,
     seg_size: u32,
-) -> Result<Option<(Divergence, FoundCheckpoint)>> {
+) -> Result<Option<CommonPoint>> {
     let sysid = tc.system_identifier;
     let mut last = None;
     for rec in target_wal.records_from(tc.checkpoint) {
@@ -1049,6 +1103,7 @@ fn same_timeline<S: crate::xlog::SegmentSource>(
     )?;
     let tli = history.last().map(|e| e.tli).unwrap_or(TimeLineId(1));
     let method = "checkpoint-crc".to_string();
+    let checked = checked_checkpoint(&ckpt);
     Ok(Some((
         Divergence {
             lsn,
@@ -1058,6 +1113,7 @@ fn same_timeline<S: crate::xlog::SegmentSource>(
             method,
         },
         ckpt,
+        checked,
     )))
 }
 

@@ -159,7 +159,8 @@ impl<'a> WalStream<'a> {
                         &mut rows,
                         Some(frame),
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| super::wal_removed(e, self.received))?;
                     return Err(source_err(
                         &self.query,
                         "server ended streaming unexpectedly".into(),
@@ -240,7 +241,8 @@ impl<'a> WalStream<'a> {
                         &mut rows,
                         Some(frame),
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| super::wal_removed(e, self.received))?;
                     return Ok(self.timeline_end);
                 }
             }

@@ -135,10 +135,13 @@ impl LocalSource {
             let f = match File::open(&full) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::Usage(match piece {
-                        Piece::Data(_) => format!("could not open file \"{}\": it was removed from the source data directory while the source must be stopped", full.display()),
-                        Piece::Wal(..) => format!("could not open file \"{}\": the source's WAL from the common redo point on is needed and missing", full.display()),
-                    }));
+                    return Err(match piece {
+                        Piece::Data(_) => Error::Usage(format!("could not open file \"{}\": it was removed from the source data directory while the source must be stopped", full.display())),
+                        Piece::Wal(at, _) => Error::WalRemoved {
+                            lsn: *at,
+                            message: format!("could not open file \"{}\": the source's WAL from the recovery start on is needed and missing", full.display()),
+                        },
+                    });
                 }
                 Err(e) => return Err(Error::io("open file", &full, e)),
             };
@@ -352,10 +355,13 @@ impl Source for LocalSource {
         while pos < end {
             let segno = pos.segment(seg_size);
             let Some(seg) = dir.read_segment(segno)? else {
-                return Err(Error::Usage(format!(
-                    "could not open file \"{}\": the source's WAL needed up to {end} is missing",
-                    dir.segment_name(segno)
-                )));
+                return Err(Error::WalRemoved {
+                    lsn: pos,
+                    message: format!(
+                        "could not open file \"{}\": the source's WAL needed up to {end} is missing",
+                        dir.segment_name(segno)
+                    ),
+                });
             };
             let off = pos.segment_offset(seg_size) as usize;
             let data = seg.get(off..).unwrap_or(&[]);

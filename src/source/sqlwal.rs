@@ -68,8 +68,8 @@ pub(super) fn read_wal(
         let row = sql.query_one("reading WAL", Q, &[&path, &(off as i64), &(len as i64)])?;
         let data: Option<Vec<u8>> = row.try_get(0).map_err(|e| err(Q, e))?;
         let Some(data) = data.filter(|d| !d.is_empty()) else {
-            return Err(Error::Source {
-                query: Q.into(),
+            return Err(Error::WalRemoved {
+                lsn: pos,
                 message: format!("could not read WAL file \"{path}\" at offset {off}: it is not on the source any more"),
             });
         };

@@ -793,3 +793,76 @@ pub(crate) fn promoted_twice(major: u32) {
 fn promoted_twice_pg15() {
     promoted_twice(15);
 }
+
+/// A long stretch of common WAL between the last common checkpoint and the divergence point
+/// (a long checkpoint interval), which the source no longer has after the failover (a small
+/// `wal_keep_size` and two checkpoints since), while the target still has it: recovery reads
+/// the target's own copy of it, and only the WAL from the divergence point's segment on is
+/// streamed.
+pub(crate) fn source_recycled_common_wal(major: u32, kind: SourceKind) {
+    let Some(pg) = install(major) else { return };
+    let init = InitOptions {
+        wal_segsize_mb: 1,
+        ..Default::default()
+    };
+    let (mut old, mut new) = primary_and_standby_with(&pg, "recycled", &init, small_setup, &[]);
+    old.psql("postgres", "CHECKPOINT");
+    old.psql_script(
+        "postgres",
+        "CREATE TABLE long_common (id int, v text);
+         INSERT INTO long_common SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 25000) g;",
+    );
+    new.wait_replay(&old.psql("postgres", "SELECT pg_current_wal_insert_lsn()"));
+    let redo_segment = old.psql(
+        "postgres",
+        "SELECT pg_walfile_name(redo_lsn) FROM pg_control_checkpoint()",
+    );
+    new.promote();
+    new.psql_script(
+        "postgres",
+        "ALTER SYSTEM SET wal_keep_size = '2MB';
+         SELECT pg_reload_conf();",
+    );
+    small_diverge(&new, &old);
+    new.psql("postgres", "CHECKPOINT");
+    new.psql("postgres", "CHECKPOINT");
+    // The segment with the common redo point is gone from the source (named on timeline 1
+    // there too: it lies before the switch).
+    assert!(
+        !new.wal_dir().join(&redo_segment).exists(),
+        "{redo_segment} still on the source"
+    );
+    assert!(old.wal_dir().join(&redo_segment).exists());
+    old.stop();
+    if kind == SourceKind::Local {
+        new.stop();
+    }
+    let (r, rep) = rebuild(options(&old, &new, kind));
+    let plan = rebuilt(r);
+    let wal = plan.wal.as_ref().expect("a WAL plan");
+    eprintln!(
+        "{}",
+        plan.to_text()
+            .lines()
+            .take(6)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(wal.target_segments_kept >= 3, "{wal:?}");
+    assert!(rep.saw("servers diverged at WAL location"));
+    finish(kind, &mut new, &mut old, None);
+    assert_eq!(
+        old.psql("postgres", "SELECT count(*) FROM long_common"),
+        "25000"
+    );
+}
+
+#[test]
+fn source_recycled_common_wal_pg15_server() {
+    source_recycled_common_wal(15, SourceKind::Server);
+}
+
+#[test]
+fn source_recycled_common_wal_pg17_local() {
+    source_recycled_common_wal(17, SourceKind::Local);
+}
