@@ -87,9 +87,10 @@ fn main() {
         required: Default::default(),
         source_history: gsbuild::timeline::parse_history("", gsbuild::lsn::TimeLineId(1))
             .expect("timeline 1"),
+        wal_dir: "pg_wal".into(),
         seg_size: 16 << 20,
     };
-    let policy = Policy::default();
+    let policy = Policy::new(gsbuild::flavor::Flavor::Pg15);
     let is_rel = |p: &str| is_main_fork_data_file(p);
     let build = |(source, target): (Listing, Listing)| {
         build_files(FileMapInput {

@@ -5,7 +5,7 @@
 //! cargo run --example rebuild -- /var/lib/postgresql/15/main 'host=new-primary user=replicator'
 //! ```
 
-use gsbuild::execute::execute;
+use gsbuild::rewind::execute;
 use gsbuild::rewind::{prepare, Options, Reporter, SourceSpec};
 
 /// Prints messages and a percentage.

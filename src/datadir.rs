@@ -6,10 +6,48 @@
 //! pg_rewind does, so that both sides compare tablespace contents by OID.
 
 use crate::error::{Error, Result};
-use crate::filemap::FileKind;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
+
+/// What a path is on one side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum FileKind {
+    /// A regular file of `size` bytes.
+    File {
+        /// Size in bytes.
+        size: u64,
+    },
+    /// A directory (also `pg_wal` when it is a symlink: pg_rewind's rule, so that a symlinked
+    /// `pg_wal` on one side and a plain one on the other are not a conflict).
+    Dir,
+    /// A symbolic link (tablespaces under `pg_tblspc/`).
+    Symlink {
+        /// Where it points.
+        target: String,
+    },
+}
+
+impl FileKind {
+    /// The size of a regular file, 0 for anything else.
+    pub fn size(&self) -> u64 {
+        match self {
+            FileKind::File { size } => *size,
+            _ => 0,
+        }
+    }
+
+    /// What it is, in pg_rewind's words ("regular file", "directory", "symbolic link").
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FileKind::File { .. } => "regular file",
+            FileKind::Dir => "directory",
+            FileKind::Symlink { .. } => "symbolic link",
+        }
+    }
+}
 
 /// One listed path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,27 +58,28 @@ pub struct Listed {
     pub kind: FileKind,
 }
 
-/// Lists `root` recursively. Entries vanishing during the walk are skipped (a running server
-/// removes temporary files at any time); any other error names the path.
+/// Lists `root` recursively; `wal_dir` is the cluster's WAL directory (`pg_wal`), listed as a
+/// directory even when it is a symbolic link. Entries vanishing during the walk are skipped (a
+/// running server removes temporary files at any time); any other error names the path.
 ///
 /// The walk is parallel: the first level (and the second under `base/` and `pg_tblspc/`) is
 /// read here, and every subtree below — each database directory, each tablespace, each other
 /// top-level directory — is walked by `walkdir` on the rayon pool. Each entry comes before
 /// the entries under it; the order is otherwise unspecified.
-pub fn list(root: &Path) -> Result<Vec<Listed>> {
+pub fn list(root: &Path, wal_dir: &str) -> Result<Vec<Listed>> {
     enum Piece {
         Entry(Listed),
         Subtree(String),
     }
     let mut pieces = Vec::new();
-    for (entry, descend) in read_level(root, "")? {
+    for (entry, descend) in read_level(root, "", wal_dir)? {
         let path = entry.path.clone();
         pieces.push(Piece::Entry(entry));
         if !descend {
             continue;
         }
         if path == "base" || path == "pg_tblspc" {
-            for (inner, descend) in read_level(root, &path)? {
+            for (inner, descend) in read_level(root, &path, wal_dir)? {
                 let inner_path = inner.path.clone();
                 pieces.push(Piece::Entry(inner));
                 if descend {
@@ -65,7 +104,7 @@ pub fn list(root: &Path) -> Result<Vec<Listed>> {
 /// directories, `pg_wal` when it is a symlink (listed as a directory), and the symlinks in
 /// `pg_tblspc/` (listed as symlinks, their contents under their own path). A directory other
 /// than the root that vanished has no entries.
-fn read_level(root: &Path, rel: &str) -> Result<Vec<(Listed, bool)>> {
+fn read_level(root: &Path, rel: &str, wal_dir: &str) -> Result<Vec<(Listed, bool)>> {
     let dir = if rel.is_empty() {
         root.to_path_buf()
     } else {
@@ -96,7 +135,7 @@ fn read_level(root: &Path, rel: &str) -> Result<Vec<(Listed, bool)>> {
         };
         let ft = meta.file_type();
         if ft.is_symlink() {
-            if path == "pg_wal" {
+            if path == wal_dir {
                 out.push((
                     Listed {
                         path,
@@ -303,7 +342,7 @@ mod tests {
         let wal = tempfile::tempdir().unwrap();
         fs::write(wal.path().join("000000010000000000000001"), [0u8; 4]).unwrap();
         std::os::unix::fs::symlink(wal.path(), root.join("pg_wal")).unwrap();
-        let mut got = list(root).unwrap();
+        let mut got = list(root, "pg_wal").unwrap();
         got.sort_by(|a, b| a.path.cmp(&b.path));
         let paths: Vec<_> = got.iter().map(|l| l.path.as_str()).collect();
         assert_eq!(
@@ -413,7 +452,7 @@ mod tests {
         symlink(o.join("gone"), root.join("pg_tblspc/16402")).unwrap();
         let mut want = Vec::new();
         reference(root, "", &mut want);
-        let mut got = list(root).unwrap();
+        let mut got = list(root, "pg_wal").unwrap();
         let key = |l: &Listed| l.path.clone();
         want.sort_by_key(key);
         got.sort_by_key(key);
@@ -429,7 +468,7 @@ mod tests {
         assert!(got.iter().any(|l| l.path == "pg_tblspc/16402"));
         assert_eq!(got.len(), 12 * 42 + 20);
         // Every entry comes before the entries under it.
-        let order = list(root).unwrap();
+        let order = list(root, "pg_wal").unwrap();
         let pos: std::collections::HashMap<&str, usize> = order
             .iter()
             .enumerate()
@@ -450,13 +489,13 @@ mod tests {
         fs::create_dir_all(&db).unwrap();
         let bad = std::ffi::OsStr::from_bytes(b"rel\xff");
         fs::write(db.join(bad), b"x").unwrap();
-        let err = list(d.path()).unwrap_err().to_string();
+        let err = list(d.path(), "pg_wal").unwrap_err().to_string();
         assert!(err.contains("is not valid UTF-8"), "{err}");
         assert!(err.contains("base/5/sub"), "{err}");
         fs::remove_file(db.join(bad)).unwrap();
         fs::write(d.path().join(bad), b"x").unwrap();
-        assert!(list(d.path()).is_err());
-        assert!(list(&d.path().join("missing")).is_err());
+        assert!(list(d.path(), "pg_wal").is_err());
+        assert!(list(&d.path().join("missing"), "pg_wal").is_err());
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        kind: crate::control::ControlError,
+        kind: crate::control::error::ControlError,
     },
     /// WAL is missing, corrupt or not understood.
     #[error("{kind} at {lsn}")]
@@ -114,6 +114,17 @@ pub enum Error {
         /// How many other pages failed the same check.
         more: u64,
     },
+    /// WAL a phase needs is missing, damaged or not what it must be: the position, the segment
+    /// file when one is at fault, and what is wrong.
+    #[error("{kind}")]
+    WalUse {
+        /// The position at fault.
+        lsn: Lsn,
+        /// The segment file (or the source's name for it) when one is at fault.
+        segment: Option<String>,
+        /// What is wrong.
+        kind: WalUseError,
+    },
     /// The source no longer has WAL at a position a rebuild asked for: its segment was
     /// removed or recycled (a checkpoint since, a small `wal_keep_size`).
     #[error("{message}")]
@@ -123,12 +134,101 @@ pub enum Error {
         /// The source's message, naming the segment.
         message: String,
     },
+    /// No action could be decided for a path of the two listings.
+    #[error(transparent)]
+    FileMap(#[from] crate::filemap::error::FileMapError),
     /// Bad options or a bad command line.
     #[error("{0}")]
     Usage(String),
 }
 
+/// What is wrong with WAL a rebuild needs ([`Error::WalUse`]). Messages in pg_rewind's words.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalUseError {
+    /// Walking back through `xl_prev`, the record at the position could not be read.
+    #[error("could not find previous WAL record at {lsn}: {cause}")]
+    PreviousRecord {
+        /// The record's position.
+        lsn: Lsn,
+        /// Why it could not be read.
+        cause: Box<Error>,
+    },
+    /// A record's `xl_prev` points nowhere valid.
+    #[error("could not find previous WAL record at {lsn}: invalid xl_prev {prev}")]
+    BadPrevLink {
+        /// The record.
+        lsn: Lsn,
+        /// Its `xl_prev`.
+        prev: Lsn,
+    },
+    /// The record where a checkpoint must be is another kind.
+    #[error("WAL record at {lsn} is not a checkpoint record (rmgr {rmgr})")]
+    NotACheckpoint {
+        /// The record.
+        lsn: Lsn,
+        /// Its resource manager.
+        rmgr: String,
+    },
+    /// A checkpoint record's payload does not decode.
+    #[error("invalid checkpoint record at {lsn}: {detail}")]
+    BadCheckpoint {
+        /// The record.
+        lsn: Lsn,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The target's WAL ends before its control file says it does.
+    #[error("could not read WAL record at {reached}: the target's WAL ends before its end of WAL {end} (missing or damaged segment; with -c, restore_command is used to fetch missing segments)")]
+    TargetEndsEarly {
+        /// How far it could be read.
+        reached: Lsn,
+        /// Its end of WAL.
+        end: Lsn,
+    },
+    /// A record changes relation files in a way block references do not show.
+    #[error("WAL record modifies a relation, but record type is not recognized: lsn: {lsn}, rmid: {rmid}, rmgr: {rmgr}, info: {info:02X}")]
+    UnknownRelationChange {
+        /// The record.
+        lsn: Lsn,
+        /// Its resource manager id.
+        rmid: u8,
+        /// Its resource manager's name.
+        rmgr: String,
+        /// Its `xl_info`.
+        info: u8,
+    },
+    /// No readable record at a position where one must be.
+    #[error("could not read WAL record at {lsn}")]
+    NoRecord {
+        /// The position.
+        lsn: Lsn,
+    },
+    /// The source's WAL holds no checkpoint before the divergence point, or ends first.
+    #[error("could not find a checkpoint record before the divergence point {before} in the source's WAL (read back to {read_back_to}): {detail}")]
+    NoSourceCheckpoint {
+        /// The divergence point.
+        before: Lsn,
+        /// How far back it was read.
+        read_back_to: Lsn,
+        /// Why the search stopped.
+        detail: String,
+    },
+    /// A thread reading WAL ahead failed.
+    #[error("WAL read-ahead: a reading thread failed")]
+    ReadAhead,
+}
+
 impl Error {
+    /// An [`Error::WalUse`] at `lsn` (no segment named).
+    pub fn wal_use(lsn: Lsn, kind: WalUseError) -> Error {
+        Error::WalUse {
+            lsn,
+            segment: None,
+            kind,
+        }
+    }
+
     /// This error, saying it came from the source `peer` when it is a query error: a lost
     /// connection's message ("connection closed") does not say which server it was.
     pub fn at_source(self, peer: &str) -> Error {

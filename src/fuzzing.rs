@@ -5,13 +5,15 @@
 //!
 //! Not part of the tool; public only so that the fuzz crate and the tests reach it. Input
 //! formats (what the leading bytes mean) are documented per function and in `fuzz/README.md`.
+//!
+//! No phase: it checks the decoders of phases 1–5 on hostile input.
 
 use crate::conninfo::{self, ConnInfo, Environment};
 use crate::control::{CheckPoint, ControlError, ControlFile};
+use crate::flavor::Flavor;
 use crate::lsn::{Lsn, TimeLineId, XLogSegNo};
 use crate::relpath::{self, ForkNumber, RelFile, RelFileLocator};
 use crate::timeline::{self, TimeLineHistoryEntry};
-use crate::version::PgMajor;
 use crate::xlog::{EndOfWal, Record, WalStreamReader, XLOG_BLCKSZ};
 use bytes::Bytes;
 
@@ -49,12 +51,16 @@ pub fn check_control(data: &[u8]) {
         }
         Err(_) => {}
     }
-    for major in PgMajor::ALL {
-        if let Ok(cp) = CheckPoint::decode(data, major) {
-            let enc = cp.encode(major);
-            let again = CheckPoint::decode(&enc, major).expect("encoded checkpoint decodes");
-            assert_eq!(again, cp, "CheckPoint round trip ({major})");
-            assert_eq!(again.encode(major), enc, "CheckPoint re-encoding ({major})");
+    for flavor in Flavor::ALL {
+        if let Ok(cp) = CheckPoint::decode(data, flavor) {
+            let enc = cp.encode(flavor);
+            let again = CheckPoint::decode(&enc, flavor).expect("encoded checkpoint decodes");
+            assert_eq!(again, cp, "CheckPoint round trip ({flavor})");
+            assert_eq!(
+                again.encode(flavor),
+                enc,
+                "CheckPoint re-encoding ({flavor})"
+            );
         }
     }
 }
@@ -169,8 +175,8 @@ pub fn check_wal_stream(data: &[u8]) {
 pub fn check_wal_record(data: &[u8]) {
     let lsn = Lsn(0x0100_0028);
     let end = Lsn(lsn.0 + data.len() as u64);
-    for major in PgMajor::ALL {
-        let Ok(rec) = Record::decode(lsn, end, Bytes::copy_from_slice(data), major) else {
+    for flavor in Flavor::ALL {
+        let Ok(rec) = Record::decode(lsn, end, Bytes::copy_from_slice(data), flavor) else {
             continue;
         };
         assert_eq!(rec.tot_len() as usize, data.len());
@@ -348,15 +354,19 @@ fn relfile_round_trip(n1: u64, n2: u64) {
 /// built from the listings is inside the data directory and below no symbolic link but a
 /// tablespace's, and the only links a plan creates are tablespaces.
 pub fn check_listing(data: &[u8]) {
-    use crate::datadir;
-    use crate::filemap::{FileKind, Policy, WalWindow};
-    use crate::plan::{build_files, FileMapInput};
-    use std::path::{Component, Path};
-
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let root = Path::new("/fuzz/root");
+    let (source, target) = parse_listings(text);
+    check_accepted_listing(&source);
+    check_listing_plan(source, target);
+}
+
+type FuzzListing = Vec<(String, crate::datadir::FileKind)>;
+
+/// Both listings of [`check_listing`]'s input, checking every path on the way.
+fn parse_listings(text: &str) -> (FuzzListing, FuzzListing) {
+    use crate::datadir::FileKind;
     let mut source = Vec::new();
     let mut target = Vec::new();
     let mut side = &mut source;
@@ -384,53 +394,77 @@ pub fn check_listing(data: &[u8]) {
                 },
             ),
         };
-        let relative = datadir::check_relative(path);
-        if relative.is_ok() {
-            assert!(
-                Path::new(path)
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_))),
-                "accepted a path that is not plain relative: {path:?}"
-            );
-            assert!(
-                path.split('/')
-                    .all(|c| !c.is_empty() && c != "." && c != ".."),
-                "accepted {path:?}"
-            );
-        }
-        match datadir::join(root, path) {
-            Ok(full) => {
-                assert!(
-                    relative.is_ok(),
-                    "join accepted what check_relative refused: {path:?}"
-                );
-                assert!(
-                    full.starts_with(root) && full != root,
-                    "{path:?} → {full:?}"
-                );
-            }
-            Err(_) => assert!(relative.is_err(), "join refused {path:?}"),
-        }
+        check_path(path);
         side.push((path.to_string(), kind));
     }
-    if datadir::check_source_listing(&source).is_ok() {
-        for (path, kind) in &source {
-            if let FileKind::Symlink { target } = kind {
-                if datadir::is_tablespace_link(path) {
-                    assert!(
-                        Path::new(target).is_absolute(),
-                        "accepted {path:?} → {target:?}"
-                    );
-                } else {
-                    let prefix = format!("{path}/");
-                    assert!(
-                        !source.iter().any(|(p, _)| p.starts_with(&prefix)),
-                        "accepted entries below the link {path:?}"
-                    );
-                }
+    (source, target)
+}
+
+/// The path checks never accept a path that leaves the data directory, and agree.
+fn check_path(path: &str) {
+    use crate::datadir;
+    use std::path::{Component, Path};
+    let root = Path::new("/fuzz/root");
+    let relative = datadir::check_relative(path);
+    if relative.is_ok() {
+        assert!(
+            Path::new(path)
+                .components()
+                .all(|c| matches!(c, Component::Normal(_))),
+            "accepted a path that is not plain relative: {path:?}"
+        );
+        assert!(
+            path.split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".."),
+            "accepted {path:?}"
+        );
+    }
+    match datadir::join(root, path) {
+        Ok(full) => {
+            assert!(
+                relative.is_ok(),
+                "join accepted what check_relative refused: {path:?}"
+            );
+            assert!(
+                full.starts_with(root) && full != root,
+                "{path:?} → {full:?}"
+            );
+        }
+        Err(_) => assert!(relative.is_err(), "join refused {path:?}"),
+    }
+}
+
+/// An accepted source listing has tablespace links with absolute locations and nothing below
+/// any other link.
+fn check_accepted_listing(source: &FuzzListing) {
+    use crate::datadir::{self, FileKind};
+    if datadir::check_source_listing(source).is_err() {
+        return;
+    }
+    for (path, kind) in source {
+        if let FileKind::Symlink { target } = kind {
+            if datadir::is_tablespace_link(path) {
+                assert!(
+                    std::path::Path::new(target).is_absolute(),
+                    "accepted {path:?} → {target:?}"
+                );
+            } else {
+                let prefix = format!("{path}/");
+                assert!(
+                    !source.iter().any(|(p, _)| p.starts_with(&prefix)),
+                    "accepted entries below the link {path:?}"
+                );
             }
         }
     }
+}
+
+/// Every path of a plan built from the listings is inside the data directory and below no
+/// symbolic link but a tablespace's, and the only links a plan creates are tablespaces.
+fn check_listing_plan(source: FuzzListing, mut target: FuzzListing) {
+    use crate::datadir::{self, FileKind};
+    use crate::filemap::{Policy, WalWindow};
+    use crate::plan::{build_files, FileMapInput};
     let changed = std::collections::HashMap::new();
     let is_rel = |p: &str| relpath::is_main_fork_data_file(p);
     let wal = WalWindow {
@@ -439,6 +473,7 @@ pub fn check_listing(data: &[u8]) {
         required: ["000000010000000000000003".to_string()].into(),
         source_history: crate::timeline::parse_history("", crate::lsn::TimeLineId(1))
             .unwrap_or_default(),
+        wal_dir: "pg_wal".into(),
         seg_size: FUZZ_SEG_SIZE,
     };
     // Target paths come from a walk of the target itself; only the source is untrusted.
@@ -448,7 +483,7 @@ pub fn check_listing(data: &[u8]) {
         target,
         changed_blocks: &changed,
         is_rel_main: &is_rel,
-        policy: &Policy::default(),
+        policy: &Policy::new(crate::flavor::Flavor::Pg15),
         wal: &wal,
     }) else {
         return;

@@ -25,10 +25,10 @@
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::plan::Plan;
+use crate::target::TargetDir;
 use crate::timeline::TimeLineHistoryEntry;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The journal's file name in the data directory.
@@ -184,77 +184,37 @@ pub fn inspect(datadir: &Path) -> Result<State> {
     }
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
-}
-
-/// Replaces `rel` in `datadir` with `bytes` atomically and durably: a temporary file, fsynced,
-/// owned by the data directory's owner, renamed over `rel`, then the directory fsynced.
-fn replace_durably(datadir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
-    let path = datadir.join(rel);
-    let tmp = datadir.join(format!("{rel}.gsbuild-tmp"));
-    {
-        let mut f = File::create(&tmp).map_err(|e| Error::io("create file", &tmp, e))?;
-        crate::target::CreateModes::of(datadir)?.apply_to_file(&f, &tmp)?;
-        f.write_all(bytes)
-            .map_err(|e| Error::io("write file", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync file", &tmp, e))?;
-    }
-    crate::target::give_to_owner_of(&tmp, datadir)?;
-    fs::rename(&tmp, &path).map_err(|e| Error::io("rename file", &tmp, e))?;
-    fsync_dir(path.parent().unwrap_or(datadir))
-}
-
-/// Writes the journal atomically and durably, owned by the data directory's owner.
-pub fn write(datadir: &Path, journal: &Journal) -> Result<()> {
+/// Writes the journal atomically and durably.
+pub fn write(target: &mut TargetDir, journal: &Journal) -> Result<()> {
     let text = serde_json::to_vec(journal).map_err(|e| Error::Journal {
-        path: journal_path(datadir),
+        path: journal_path(target.root()),
         message: format!("cannot encode the journal: {e}"),
     })?;
-    replace_durably(datadir, JOURNAL_FILE, &text)
+    target.replace_durably(JOURNAL_FILE, &text)
 }
 
 /// The point of no return: makes the journal durable, then moves `pg_control` aside so that
 /// PostgreSQL refuses to start the target until [`finish`].
-pub fn begin(datadir: &Path, journal: &Journal) -> Result<()> {
-    write(datadir, journal)?;
+pub fn begin(target: &mut TargetDir, journal: &Journal) -> Result<()> {
+    write(target, journal)?;
     crate::failpoint::hit("journal-written");
-    let control = datadir.join(CONTROL_FILE);
-    let aside = datadir.join(CONTROL_ASIDE);
-    fs::rename(&control, &aside).map_err(|e| Error::io("rename file", &control, e))?;
-    fsync_dir(&datadir.join("global"))?;
+    target.rename_durably(CONTROL_FILE, CONTROL_ASIDE)?;
     crate::failpoint::hit("control-aside");
     Ok(())
 }
 
 /// The last step: the new `pg_control` (atomically), then the aside copy and the journal go.
 /// Everything else must already be durable.
-pub fn finish(datadir: &Path, new_control: &[u8]) -> Result<()> {
-    replace_durably(datadir, CONTROL_FILE, new_control)?;
+pub fn finish(target: &mut TargetDir, new_control: &[u8]) -> Result<()> {
+    target.replace_durably(CONTROL_FILE, new_control)?;
     crate::failpoint::hit("control-written");
-    discard(datadir)
+    discard(target)
 }
 
 /// Removes the aside copy of `pg_control` and the journal (in that order, durably).
-pub fn discard(datadir: &Path) -> Result<()> {
-    let aside = datadir.join(CONTROL_ASIDE);
-    match fs::remove_file(&aside) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Error::io("remove file", &aside, e))
-        }
-        _ => {}
-    }
-    fsync_dir(&datadir.join("global"))?;
-    let path = journal_path(datadir);
-    match fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Error::io("remove file", &path, e))
-        }
-        _ => {}
-    }
-    fsync_dir(datadir)
+pub fn discard(target: &mut TargetDir) -> Result<()> {
+    target.remove_durably(CONTROL_ASIDE)?;
+    target.remove_durably(JOURNAL_FILE)
 }
 
 /// Whether the source's history now agrees with the journaled one on every position before
@@ -280,14 +240,14 @@ pub fn histories_agree(old: &[HistoryEntry], new: &[TimeLineHistoryEntry], until
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flavor::Flavor;
     use crate::lsn::TimeLineId;
-    use crate::version::PgMajor;
 
     fn plan() -> Plan {
         Plan {
             source: "host=x".into(),
             target: "/d".into(),
-            major: PgMajor::V15,
+            flavor: Flavor::Pg15,
             divergence: None,
             checkpoint: None,
             wal: None,
@@ -325,10 +285,11 @@ mod tests {
         fs::write(dir.join(CONTROL_FILE), b"original").unwrap();
         assert!(matches!(inspect(dir).unwrap(), State::Clean));
         let j = journal(b"original");
-        write(dir, &j).unwrap();
+        let mut t = TargetDir::new(dir, false, crate::target::SyncMethod::Fsync).unwrap();
+        write(&mut t, &j).unwrap();
         assert!(matches!(inspect(dir).unwrap(), State::NotStarted(_)));
         fs::remove_file(dir.join(JOURNAL_FILE)).unwrap();
-        begin(dir, &j).unwrap();
+        begin(&mut t, &j).unwrap();
         assert!(!dir.join(CONTROL_FILE).exists());
         match inspect(dir).unwrap() {
             State::Interrupted(got) => assert_eq!(*got, j),
@@ -357,8 +318,9 @@ mod tests {
         let dir = d.path();
         fs::create_dir(dir.join("global")).unwrap();
         fs::write(dir.join(CONTROL_FILE), b"original").unwrap();
-        begin(dir, &journal(b"original")).unwrap();
-        finish(dir, b"new").unwrap();
+        let mut t = TargetDir::new(dir, false, crate::target::SyncMethod::Fsync).unwrap();
+        begin(&mut t, &journal(b"original")).unwrap();
+        finish(&mut t, b"new").unwrap();
         assert_eq!(fs::read(dir.join(CONTROL_FILE)).unwrap(), b"new");
         assert!(!dir.join(CONTROL_ASIDE).exists() && !dir.join(JOURNAL_FILE).exists());
         assert!(matches!(inspect(dir).unwrap(), State::Clean));

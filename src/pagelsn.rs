@@ -5,7 +5,7 @@
 //!   pages whose `pd_lsn` is at or after the redo point recovery will replay the source's WAL
 //!   from, plus pages whose `pd_lsn` is 0. No target WAL is read, so a target whose WAL after
 //!   the common checkpoint is gone can still be rebuilt; the common checkpoint itself then comes
-//!   from the source's WAL ([`last_checkpoint_in_source`]).
+//!   from the source's WAL (phase 3, `rewind::divergence`).
 //! - `--verify-blocks` ([`verify_wal_blocks`]): every page whose `pd_lsn` is at or after the
 //!   divergence point must be in the block set derived from the target's WAL; one that is not
 //!   is a bug in the WAL scan, and the rebuild stops before writing anything.
@@ -14,16 +14,13 @@
 //! regular files on both sides, in this cluster's tablespace directories, of WAL-logged
 //! relations. docs/architecture.md ("When the page-LSN method is safe") gives the reasoning.
 
+use crate::datadir::FileKind;
 use crate::error::{Error, Result};
-use crate::filemap::FileKind;
-use crate::lsn::{Lsn, XLogSegNo};
+use crate::lsn::Lsn;
 use crate::pagescan::{self, ScanResult, ScanStats, Selection};
 use crate::relpath::{classify, ForkNumber, RelFileLocator};
-use crate::rewind::Reporter;
-use crate::source::Source;
-use crate::timeline::TimeLineHistoryEntry;
-use crate::walscan::{self, ChangedBlocks, FoundCheckpoint};
-use crate::xlog::WalStreamReader;
+use crate::reporter::Reporter;
+use crate::walscan::ChangedBlocks;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
@@ -180,84 +177,6 @@ pub fn check_against_wal(scan: &ScanResult, wal: &ChangedBlocks, divergence: Lsn
             more: count - 1,
         }),
     }
-}
-
-/// The last checkpoint record that begins before `before` (the divergence point) in the
-/// source's WAL along `history`: common history, so the target has the same record. Reads
-/// backwards window by window (one segment, then twice as many each time) from the segment
-/// holding the byte before `before`, each window forward from its first record, until a window
-/// holds a checkpoint; fails naming the position when the source's WAL runs out first.
-pub fn last_checkpoint_in_source(
-    source: &mut dyn Source,
-    history: &[TimeLineHistoryEntry],
-    before: Lsn,
-    seg_size: u32,
-    sysid: u64,
-) -> Result<FoundCheckpoint> {
-    let seg = u64::from(seg_size);
-    let mut hi = before;
-    let mut lo = XLogSegNo(before.0.saturating_sub(1) / seg).start_lsn(seg_size);
-    let mut span = seg;
-    loop {
-        if let Some(found) = checkpoint_in_window(source, history, (lo, hi), before, seg_size, sysid)
-            .map_err(|e| {
-                Error::Usage(format!(
-                    "could not find a checkpoint record before the divergence point {before} in the source's WAL (read back to {lo}): {e}"
-                ))
-            })?
-        {
-            return Ok(found);
-        }
-        if lo.0 == 0 {
-            return Err(Error::Usage(format!(
-                "the source's WAL holds no checkpoint record before the divergence point {before}"
-            )));
-        }
-        hi = lo;
-        lo = Lsn(lo.0.saturating_sub(span));
-        span = span.saturating_mul(2);
-    }
-}
-
-/// The last checkpoint record beginning in `[window.0, window.1)` (`window.0` a segment
-/// start), reading no further than `before`.
-fn checkpoint_in_window(
-    source: &mut dyn Source,
-    history: &[TimeLineHistoryEntry],
-    window: (Lsn, Lsn),
-    before: Lsn,
-    seg_size: u32,
-    sysid: u64,
-) -> Result<Option<FoundCheckpoint>> {
-    let (lo, hi) = window;
-    let mut stream = WalStreamReader::new(lo, seg_size, Some(sysid));
-    let mut found = None;
-    let mut reached = lo;
-    source.read_wal(lo, before, history, &mut |_, data| {
-        stream.feed(data);
-        while let Some(rec) = stream.poll()? {
-            if rec.lsn >= hi {
-                reached = hi;
-                return Ok(false);
-            }
-            reached = rec.end_lsn;
-            if let Some(checkpoint) = walscan::decode_checkpoint(&rec)? {
-                found = Some(FoundCheckpoint {
-                    lsn: rec.lsn,
-                    end: rec.end_lsn,
-                    crc: rec.crc(),
-                    checkpoint,
-                });
-            }
-        }
-        Ok(stream.end_of_wal().is_none())
-    })?;
-    if found.is_none() && reached < hi && stream.end_of_wal().is_some() {
-        return Err(Error::Usage(format!(
-            "the source's WAL ends at {reached}, before {hi}"
-        )));
-    }
-    Ok(found)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! or `name value`, values quoted with `'…'` (a doubled `''` or `\'` is a quote, backslash
 //! escapes), `#` comments, `include`/`include_if_exists`/`include_dir` directives (relative to
 //! the including file).
+//!
+//! Phases 1–3 (the target's configuration, through `cluster::TargetCluster`).
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;

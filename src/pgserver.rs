@@ -139,15 +139,17 @@ pub fn crash_recovery(postgres: &Path, datadir: &Path, config_file: Option<&Path
     Ok(())
 }
 
-/// Fetches WAL file `name` into `<datadir>/pg_wal/<name>` with `restore_command`, substituting
-/// `%f` (file name), `%p` (destination path), `%r` (`last_restart`), `%%`.
+/// Fetches WAL file `name` into `wal_dir` (the WAL directory of `datadir`) with
+/// `restore_command`, run in `datadir` as its owner, substituting `%f` (file name), `%p`
+/// (destination path), `%r` (`last_restart`), `%%`.
 pub fn restore_wal_file(
     restore_command: &str,
     datadir: &Path,
+    wal_dir: &Path,
     name: &str,
     last_restart: &str,
 ) -> Result<()> {
-    let dest = datadir.join("pg_wal").join(name);
+    let dest = wal_dir.join(name);
     let mut cmdline = String::new();
     let mut chars = restore_command.chars();
     while let Some(c) = chars.next() {
@@ -198,12 +200,13 @@ mod tests {
             "cp {}/%f %p && echo 100%% > /dev/null",
             archive.path().display()
         );
-        restore_wal_file(&cmd, d.path(), "000000010000000000000002", "x").unwrap();
+        let wal = d.path().join("pg_wal");
+        restore_wal_file(&cmd, d.path(), &wal, "000000010000000000000002", "x").unwrap();
         assert_eq!(
             std::fs::read(d.path().join("pg_wal/000000010000000000000002")).unwrap(),
             b"wal"
         );
-        let err = restore_wal_file(&cmd, d.path(), "000000010000000000000009", "x")
+        let err = restore_wal_file(&cmd, d.path(), &wal, "000000010000000000000009", "x")
             .unwrap_err()
             .to_string();
         assert!(

@@ -235,12 +235,12 @@ impl ReplicationClient {
 
     /// `IDENTIFY_SYSTEM`: system identifier, current timeline and WAL flush position.
     pub async fn identify_system(&mut self) -> Result<IdentifySystem> {
-        const Q: &str = "IDENTIFY_SYSTEM";
-        let rows = self.simple_query(Q).await?;
-        let row = single_row(Q, &rows, 4)?;
+        let q = texts().identify_system;
+        let rows = self.simple_query(q).await?;
+        let row = single_row(q, &rows, 4)?;
         let field = |i: usize, what: &str| {
             row.get(i)
-                .ok_or_else(|| source_err(Q, format!("missing or invalid {what}")))
+                .ok_or_else(|| source_err(q, format!("missing or invalid {what}")))
         };
         let systemid = field(0, "systemid")?;
         let timeline = field(1, "timeline")?;
@@ -248,20 +248,20 @@ impl ReplicationClient {
         Ok(IdentifySystem {
             systemid: systemid
                 .parse()
-                .map_err(|_| source_err(Q, format!("invalid systemid \"{systemid}\"")))?,
+                .map_err(|_| source_err(q, format!("invalid systemid \"{systemid}\"")))?,
             timeline: TimeLineId(
                 timeline
                     .parse()
-                    .map_err(|_| source_err(Q, format!("invalid timeline \"{timeline}\"")))?,
+                    .map_err(|_| source_err(q, format!("invalid timeline \"{timeline}\"")))?,
             ),
-            xlogpos: xlogpos.parse().map_err(|e| source_err(Q, format!("{e}")))?,
+            xlogpos: xlogpos.parse().map_err(|e| source_err(q, format!("{e}")))?,
             dbname: row.get(3).map(str::to_string),
         })
     }
 
     /// `TIMELINE_HISTORY tli`: the history file's name and its exact content.
     pub async fn timeline_history(&mut self, tli: TimeLineId) -> Result<(String, Vec<u8>)> {
-        let q = format!("TIMELINE_HISTORY {tli}");
+        let q = (texts().timeline_history)(tli);
         let rows = self.simple_query(&q).await?;
         let row = single_row(&q, &rows, 2)?;
         let name = row
@@ -281,7 +281,7 @@ impl ReplicationClient {
         start: Lsn,
         tli: TimeLineId,
     ) -> Result<WalStream<'_>> {
-        let q = format!("START_REPLICATION PHYSICAL {start} TIMELINE {tli}");
+        let q = (texts().start_replication)(start, tli);
         frontend::query(&q, &mut self.conn.wbuf).map_err(|e| source_err(&q, e.to_string()))?;
         self.conn.flush().await?;
         let mut frame = self.conn.recv().await?;
@@ -306,6 +306,11 @@ impl ReplicationClient {
             )),
         }
     }
+}
+
+/// The commands this client sends: PostgreSQL's replication protocol.
+fn texts() -> &'static crate::flavor::ProductTable {
+    crate::flavor::Product::PostgreSql.table()
 }
 
 /// `e` as an [`Error::WalRemoved`] (at `lsn`) when the server said the WAL segment is gone

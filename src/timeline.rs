@@ -227,8 +227,8 @@ pub fn segment_file_name(
 ///
 /// Returns `None` when the histories tell nothing: either their first entries already differ
 /// (no common ancestor, which pg_rewind reports as an error), or every entry agrees and both end
-/// on the same still-current timeline (same TLI: only the WAL CRC comparison of DESIGN.md §2.3
-/// can tell whether they diverged). Tell the two apart with `source.first() == target.first()`.
+/// on the same still-current timeline (same TLI: only comparing the two sides' WAL records can
+/// tell whether they diverged). Tell the two apart with `source.first() == target.first()`.
 pub fn find_divergence(
     source: &[TimeLineHistoryEntry],
     target: &[TimeLineHistoryEntry],

@@ -2,13 +2,13 @@
 //! source's WAL from the common redo point, together ([`crate::source::Source::copy_with_wal`]:
 //! a server streams the WAL while its SQL sessions fetch blocks), into the target.
 //!
-//! Everything arrives on the caller's thread, where [`TransferWriter`] writes it through the
+//! Everything arrives on the caller's thread, where `TransferWriter` writes it through the
 //! one [`TargetDir`]: chunks at their offsets, WAL into `pg_wal` segment files named along the
 //! source's history ([`segment_file_name`]), each created empty and padded to full size.
 
 use crate::error::Result;
 use crate::lsn::{Lsn, TimeLineId};
-use crate::rewind::Reporter;
+use crate::reporter::Reporter;
 use crate::source::{CheckedSink, ChunkSink, FetchRange, Source, TransferSink};
 use crate::target::TargetDir;
 use crate::timeline::{segment_file_name, TimeLineHistoryEntry};

@@ -7,12 +7,12 @@
 //! target's `restore_command` (`-c`).
 
 use crate::control::CheckPoint;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WalUseError};
+use crate::flavor::Flavor;
 use crate::lsn::{Lsn, XLogSegNo};
 use crate::pgserver;
 use crate::relpath::{relation_path, ForkNumber, RELSEG_SIZE};
 use crate::timeline::{segment_file_name, TimeLineHistoryEntry};
-use crate::version::PgMajor;
 use crate::xlog::rmgr;
 use crate::xlog::segment::read_segment_file;
 use crate::xlog::{Record, SegmentSource, WalReader};
@@ -33,8 +33,8 @@ pub struct FoundCheckpoint {
     pub checkpoint: CheckPoint,
 }
 
-/// A `pg_wal` directory whose segment file names follow a timeline history, optionally
-/// restoring missing segments with `restore_command`.
+/// A data directory's WAL directory whose segment file names follow a timeline history,
+/// optionally restoring missing segments with `restore_command`.
 pub struct RestoringWalDir {
     dir: PathBuf,
     datadir: PathBuf,
@@ -46,15 +46,17 @@ pub struct RestoringWalDir {
 }
 
 impl RestoringWalDir {
-    /// The `pg_wal` of `datadir`, with file names chosen by `history`.
+    /// The WAL directory of `datadir` (a cluster of `flavor`), with file names chosen by
+    /// `history`.
     pub fn new(
         datadir: &Path,
+        flavor: Flavor,
         seg_size: u32,
         history: Vec<TimeLineHistoryEntry>,
         restore_command: Option<String>,
     ) -> Self {
         RestoringWalDir {
-            dir: datadir.join("pg_wal"),
+            dir: datadir.join(flavor.wal_dir()),
             datadir: datadir.to_path_buf(),
             seg_size,
             history,
@@ -80,7 +82,7 @@ impl SegmentSource for RestoringWalDir {
         let Some(cmd) = &self.restore_command else {
             return Ok(None);
         };
-        pgserver::restore_wal_file(cmd, &self.datadir, &name, &name)?;
+        pgserver::restore_wal_file(cmd, &self.datadir, &self.dir, &name, &name)?;
         self.restored.push(name);
         read_segment_file(&path, self.seg_size)
     }
@@ -95,9 +97,17 @@ pub fn decode_checkpoint(rec: &Record) -> Result<Option<CheckPoint>> {
     if !rec.is_checkpoint() {
         return Ok(None);
     }
-    CheckPoint::decode(rec.main_data(), rec.major)
+    CheckPoint::decode(rec.main_data(), rec.flavor)
         .map(Some)
-        .map_err(|t| Error::Usage(format!("invalid checkpoint record at {}: {t}", rec.lsn)))
+        .map_err(|t| {
+            Error::wal_use(
+                rec.lsn,
+                WalUseError::BadCheckpoint {
+                    lsn: rec.lsn,
+                    detail: t.to_string(),
+                },
+            )
+        })
 }
 
 /// Reads the checkpoint record at `lsn`.
@@ -115,15 +125,30 @@ pub fn checkpoint_at<S: SegmentSource>(
             crc: rec.crc(),
             checkpoint,
         }),
-        None => Err(Error::Usage(format!(
-            "WAL record at {lsn} is not a checkpoint record (rmgr {})",
-            rec.rmgr_name()
-        ))),
+        None => Err(Error::wal_use(
+            lsn,
+            WalUseError::NotACheckpoint {
+                lsn,
+                rmgr: rec.rmgr_name().into_owned(),
+            },
+        )),
     }
 }
 
 fn prev_record_error(lsn: Lsn, e: Error) -> Error {
-    Error::Usage(format!("could not find previous WAL record at {lsn}: {e}"))
+    let segment = match &e {
+        Error::WalUse { segment, .. } => segment.clone(),
+        Error::Io { path, .. } => Some(path.display().to_string()),
+        _ => None,
+    };
+    Error::WalUse {
+        lsn,
+        segment,
+        kind: WalUseError::PreviousRecord {
+            lsn,
+            cause: Box::new(e),
+        },
+    }
 }
 
 /// Walks backwards from the record at `from` through `xl_prev`, calling `visit` on every
@@ -154,9 +179,7 @@ where
         }
         let prev = rec.prev();
         if !prev.is_valid() || prev >= lsn {
-            return Err(Error::Usage(format!(
-                "could not find previous WAL record at {lsn}: invalid xl_prev {prev}"
-            )));
+            return Err(Error::wal_use(lsn, WalUseError::BadPrevLink { lsn, prev }));
         }
         lsn = prev;
     }
@@ -234,10 +257,10 @@ pub fn scan_changed_blocks<S: SegmentSource>(
         reached = reached.max(end.lsn);
     }
     if reached < to {
-        return Err(Error::Usage(format!(
-            "could not read WAL record at {reached}: the target's WAL ends before its end of WAL {to} \
-             (missing or damaged segment; with -c, restore_command is used to fetch missing segments)"
-        )));
+        return Err(Error::wal_use(
+            reached,
+            WalUseError::TargetEndsEarly { reached, end: to },
+        ));
     }
     Ok((changed, records))
 }
@@ -257,18 +280,15 @@ fn check_record_kind(rec: &Record) -> Result<()> {
         _ => !rec.has_special_rel_update(),
     };
     if !ok {
-        return Err(Error::Usage(format!(
-            "WAL record modifies a relation, but record type is not recognized: lsn: {}, rmid: {}, rmgr: {}, info: {:02X}",
+        return Err(Error::wal_use(
             rec.lsn,
-            rec.rmid(),
-            rec.rmgr_name(),
-            rec.info()
-        )));
+            WalUseError::UnknownRelationChange {
+                lsn: rec.lsn,
+                rmid: rec.rmid(),
+                rmgr: rec.rmgr_name().into_owned(),
+                info: rec.info(),
+            },
+        ));
     }
     Ok(())
-}
-
-/// The `PG_<major>_<catversion>` directory name used inside tablespaces.
-pub fn tablespace_version_dir(major: PgMajor, catalog_version: u32) -> String {
-    format!("PG_{}_{}", major.number(), catalog_version)
 }

@@ -7,7 +7,7 @@
 mod support;
 
 use gsbuild::control::{read_control_file, ControlError, ControlFile, DbState};
-use gsbuild::{Lsn, PgMajor, TimeLineId};
+use gsbuild::{Flavor, Lsn, TimeLineId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 /// Byte ranges of alignment padding in `ControlFileData` on x86-64, by layout (14–16, 17, 18).
-fn padding_ranges(major: PgMajor) -> Vec<std::ops::Range<usize>> {
+fn padding_ranges(major: Flavor) -> Vec<std::ops::Range<usize>> {
     let mut r = vec![
         20..24,
         100..104,
@@ -27,9 +27,9 @@ fn padding_ranges(major: PgMajor) -> Vec<std::ops::Range<usize>> {
         249..252,
     ];
     match major {
-        PgMajor::V14 | PgMajor::V15 | PgMajor::V16 => r.extend([57..64, 292..296]),
-        PgMajor::V17 => r.extend([57..60, 292..296]),
-        PgMajor::V18 => r.extend([57..60, 289..292]),
+        Flavor::Pg14 | Flavor::Pg15 | Flavor::Pg16 => r.extend([57..64, 292..296]),
+        Flavor::Pg17 => r.extend([57..60, 292..296]),
+        Flavor::Pg18 => r.extend([57..60, 289..292]),
     }
     r
 }
@@ -165,12 +165,12 @@ fn check(cluster: &Cluster, state: DbState, tag: &str) -> ControlFile {
     fake_datadir(&snap, &bytes);
     let f = ControlFile::decode(&bytes).expect("decode");
     assert_eq!(f.state, state, "{what}");
-    assert_eq!(f.major.number(), cluster.install.major, "{what}");
+    assert_eq!(f.flavor.number(), cluster.install.major, "{what}");
     assert!(
         f.encode() == bytes,
         "{what}: encode(decode(file)) differs from the file"
     );
-    let dirty: usize = padding_ranges(f.major)
+    let dirty: usize = padding_ranges(f.flavor)
         .into_iter()
         .flat_map(|r| bytes[r].iter())
         .filter(|b| **b != 0)

@@ -522,7 +522,7 @@ const WRONG_PASSWORD: &str = "Wr0ng-S3cret";
 /// replication session), passwords from `PGPASSFILE` and from `~/.pgpass`, passwords never
 /// printed (errors, `--debug`, `-vvv`, `RUST_LOG=trace`, the JSON plan, the journal), and the
 /// whole rebuild as a least-privilege role: LOGIN REPLICATION and EXECUTE on the four file
-/// functions of DESIGN.md §3, nothing else.
+/// functions (`pg_ls_dir`, `pg_stat_file`, both `pg_read_binary_file`), nothing else.
 #[test]
 fn security_pg17() {
     let Some(pg) = install(17) else { return };

@@ -473,7 +473,7 @@ fn hostile_inputs_pg15() {
     new.psql("postgres", "DROP TABLE vanishing");
     new.psql("postgres", "CHECKPOINT");
     assert!(!new.datadir().join(&rel).exists());
-    gsbuild::execute::execute(prep, &mut rep).expect("a vanished file is not an error");
+    gsbuild::rewind::execute(prep, &mut rep).expect("a vanished file is not an error");
     assert!(
         rep.saw(&format!("\"{rel}\", file has been deleted")),
         "{:?}",
@@ -640,7 +640,7 @@ fn hostile_listing_never_escapes_pg16() {
     let mut rep = Collect::default();
     let prep = rewind::prepare_with_source(opts(), Box::new(hostile(extra)), &mut rep)
         .expect("plan with a tablespace");
-    let err = gsbuild::execute::execute(prep, &mut rep)
+    let err = gsbuild::rewind::execute(prep, &mut rep)
         .expect_err("a tablespace over a non-empty directory")
         .to_string();
     assert!(err.contains(&format!("\"{sentinel_s}\"")), "{err}");
@@ -688,7 +688,7 @@ fn hostile_listing_never_escapes_pg16() {
             ..hostile(Vec::new())
         };
         let prep = rewind::prepare_with_source(opts(), Box::new(source), &mut rep).expect("plan");
-        let err = gsbuild::execute::execute(prep, &mut rep)
+        let err = gsbuild::rewind::execute(prep, &mut rep)
             .expect_err(case)
             .to_string();
         assert!(err.contains(needle), "{case}: {err}");

@@ -1,6 +1,8 @@
 //! The process environment as libpq consults it (`PG*` variables, OS user, home directory,
 //! default socket directory), as a value so that resolution is testable without touching the
 //! real environment.
+//!
+//! Phase 2 (connecting to the source).
 
 use std::collections::BTreeMap;
 use std::fmt;

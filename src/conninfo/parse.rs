@@ -4,6 +4,8 @@
 //! no file access, and no panics on any input (the fuzz target relies on that).
 //!
 //! Error messages never repeat a value, because the value may be a password.
+//!
+//! Phase 2 (connecting to the source).
 
 use super::ConnInfoError;
 

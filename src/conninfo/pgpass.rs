@@ -2,6 +2,8 @@
 //! (`passwordFromFile` in `fe-connect.c`): lines `host:port:db:user:password`, `*` matches
 //! anything, `\:` and `\\` escape, `#` starts a comment line, the first matching line wins, and
 //! a file that group or others can read is ignored with a warning.
+//!
+//! Phase 2 (connecting to the source).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

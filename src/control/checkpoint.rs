@@ -7,8 +7,8 @@
 
 use super::io::{Reader, Writer};
 use crate::cursor::Truncated;
+use crate::flavor::Flavor;
 use crate::lsn::{Lsn, TimeLineId};
-use crate::version::PgMajor;
 use std::fmt;
 
 /// Byte offsets inside `CheckPoint` (x86-64 alignment). Every major from 14 to 18 has the same
@@ -191,10 +191,10 @@ impl CheckPoint {
 
     /// Decodes the first [`CheckPoint::SIZE`] bytes of `bytes` as written by `major`. Bytes past
     /// that are ignored; fewer is an error.
-    pub fn decode(bytes: &[u8], major: PgMajor) -> Result<CheckPoint, Truncated> {
+    pub fn decode(bytes: &[u8], flavor: Flavor) -> Result<CheckPoint, Truncated> {
         let r = Reader::new(bytes);
         r.bytes(0, Self::SIZE)?;
-        let wal_level = match major.checkpoint_has_wal_level() {
+        let wal_level = match flavor.checkpoint_has_wal_level() {
             true => Some(WalLevel(r.i32(off::WAL_LEVEL)?)),
             false => None,
         };
@@ -221,20 +221,20 @@ impl CheckPoint {
 
     /// The struct as `major` writes it, alignment padding zeroed (as PostgreSQL's `MemSet` does
     /// before filling a checkpoint). A `wal_level` of `None` is written as 0 on 17+.
-    pub fn encode(&self, major: PgMajor) -> [u8; CheckPoint::SIZE] {
+    pub fn encode(&self, flavor: Flavor) -> [u8; CheckPoint::SIZE] {
         let mut out = [0u8; CheckPoint::SIZE];
-        self.encode_into(&mut Writer::new(&mut out), 0, major);
+        self.encode_into(&mut Writer::new(&mut out), 0, flavor);
         out
     }
 
     /// Writes the fields at `base` in `w`, leaving the padding bytes between them untouched so
     /// that a re-encoded pg_control keeps whatever the server left there.
-    pub(super) fn encode_into(&self, w: &mut Writer<'_>, base: usize, major: PgMajor) {
+    pub(super) fn encode_into(&self, w: &mut Writer<'_>, base: usize, flavor: Flavor) {
         w.u64(base + off::REDO, self.redo.0);
         w.u32(base + off::THIS_TLI, self.this_timeline_id.0);
         w.u32(base + off::PREV_TLI, self.prev_timeline_id.0);
         w.bool(base + off::FULL_PAGE_WRITES, self.full_page_writes);
-        if major.checkpoint_has_wal_level() {
+        if flavor.checkpoint_has_wal_level() {
             let level = self.wal_level.unwrap_or_default();
             w.i32(base + off::WAL_LEVEL, level.0);
         }
@@ -257,13 +257,13 @@ impl CheckPoint {
 mod tests {
     use super::*;
 
-    fn sample(major: PgMajor) -> CheckPoint {
+    fn sample(flavor: Flavor) -> CheckPoint {
         CheckPoint {
             redo: Lsn(0x1_2345_6789),
             this_timeline_id: TimeLineId(3),
             prev_timeline_id: TimeLineId(2),
             full_page_writes: true,
-            wal_level: major
+            wal_level: flavor
                 .checkpoint_has_wal_level()
                 .then_some(WalLevel::LOGICAL),
             next_xid: FullTransactionId((7 << 32) | 753),
@@ -283,27 +283,27 @@ mod tests {
 
     #[test]
     fn round_trip_every_major() {
-        for major in PgMajor::ALL {
-            let cp = sample(major);
-            let bytes = cp.encode(major);
-            assert_eq!(CheckPoint::decode(&bytes, major), Ok(cp), "{major}");
+        for flavor in Flavor::ALL {
+            let cp = sample(flavor);
+            let bytes = cp.encode(flavor);
+            assert_eq!(CheckPoint::decode(&bytes, flavor), Ok(cp), "{flavor}");
         }
     }
 
     #[test]
     fn wal_level_only_from_17() {
-        let bytes = sample(PgMajor::V17).encode(PgMajor::V17);
+        let bytes = sample(Flavor::Pg17).encode(Flavor::Pg17);
         assert_eq!(bytes[off::WAL_LEVEL], 2);
-        let old = CheckPoint::decode(&bytes, PgMajor::V16).unwrap();
+        let old = CheckPoint::decode(&bytes, Flavor::Pg16).unwrap();
         assert_eq!(old.wal_level, None);
-        assert_eq!(sample(PgMajor::V16).encode(PgMajor::V16)[off::WAL_LEVEL], 0);
+        assert_eq!(sample(Flavor::Pg16).encode(Flavor::Pg16)[off::WAL_LEVEL], 0);
     }
 
     #[test]
     fn truncated_input_is_an_error() {
-        let bytes = sample(PgMajor::V18).encode(PgMajor::V18);
+        let bytes = sample(Flavor::Pg18).encode(Flavor::Pg18);
         for len in [0, 1, 20, CheckPoint::SIZE - 1] {
-            let err = CheckPoint::decode(&bytes[..len], PgMajor::V18).unwrap_err();
+            let err = CheckPoint::decode(&bytes[..len], Flavor::Pg18).unwrap_err();
             assert_eq!(err.have, len);
         }
     }

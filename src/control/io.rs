@@ -1,6 +1,8 @@
 //! Field access at fixed offsets, for C structs whose layout is a table of offsets: reads are
 //! bounds-checked through [`Cursor`]; writes go into buffers this module's callers size
 //! themselves.
+//!
+//! Phases 1, 2 and 7 (every read and write of a control file).
 
 use crate::cursor::{Cursor, Truncated};
 

@@ -4,36 +4,33 @@
 //! The inspect phase reads the target's file to learn its state, timelines and WAL geometry; the
 //! finish phase writes the source's copy back with a new minimum recovery point. Layout
 //! differences between majors are data (the `Layout` table, and the capability methods of
-//! [`PgMajor`]), not per-version code. A decoded file remembers the bytes it came from, so that
+//! [`Flavor`]), not per-version code. A decoded file remembers the bytes it came from, so that
 //! re-encoding an unmodified file reproduces it exactly, alignment padding included.
 
 mod checkpoint;
+mod constants;
+pub mod error;
 mod io;
 #[cfg(test)]
 mod tests;
 
 pub use checkpoint::{CheckPoint, DbState, FullTransactionId, WalLevel};
+pub use constants::{FLOAT_FORMAT_VALUE, PG_CONTROL_FILE_SIZE};
+pub use error::ControlError;
 
 use crate::error::Error;
+use crate::flavor::Flavor;
 use crate::lsn::{Lsn, TimeLineId};
-use crate::version::PgMajor;
 use io::{Reader, Writer};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// Size of the file PostgreSQL writes (`PG_CONTROL_FILE_SIZE`), in bytes; everything past the
-/// struct is zero.
-pub const PG_CONTROL_FILE_SIZE: usize = 8192;
 
 /// Where the control file lives inside a data directory.
 pub const CONTROL_FILE_PATH: &str = "global/pg_control";
 
 /// Length of `mock_authentication_nonce`, in bytes.
 pub const MOCK_AUTH_NONCE_LEN: usize = 32;
-
-/// `FLOATFORMAT_VALUE`: the double every control file stores to detect foreign float formats.
-pub const FLOAT_FORMAT_VALUE: f64 = 1234567.0;
 
 /// Byte offsets in `ControlFileData` that every supported major shares.
 mod off {
@@ -86,8 +83,8 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(major: PgMajor) -> Layout {
-        if major.control_has_char_signedness() {
+    fn of(flavor: Flavor) -> Layout {
+        if flavor.control_has_char_signedness() {
             Layout {
                 char_signedness: Some(256),
                 nonce: 257,
@@ -106,71 +103,11 @@ impl Layout {
 
     /// The fewest bytes any supported major needs, checked before the major is known.
     fn min_size() -> usize {
-        PgMajor::ALL
+        Flavor::ALL
             .iter()
             .map(|m| Layout::of(*m).size)
             .min()
             .unwrap_or(PG_CONTROL_FILE_SIZE)
-    }
-}
-
-/// What is wrong with a control file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ControlError {
-    /// The file is shorter than the fields it must hold.
-    #[error(
-        "file is {have} bytes, too short for the {need}-byte control data \
-         (PostgreSQL writes {PG_CONTROL_FILE_SIZE}-byte files)"
-    )]
-    Truncated {
-        /// Bytes needed.
-        need: usize,
-        /// Bytes found.
-        have: usize,
-    },
-    /// No supported major writes this pair of version numbers.
-    #[error(
-        "pg_control version {control_version} with catalog version {catalog_version} is not a \
-         supported PostgreSQL major ({}–{})",
-        PgMajor::ALL[0],
-        PgMajor::ALL[PgMajor::ALL.len() - 1]
-    )]
-    UnsupportedVersion {
-        /// `pg_control_version` found.
-        control_version: u32,
-        /// `catalog_version_no` found.
-        catalog_version: u32,
-    },
-    /// The stored CRC does not match the contents.
-    #[error(
-        "calculated CRC checksum {computed:08X} does not match value stored in file {stored:08X}"
-    )]
-    Crc {
-        /// CRC stored in the file.
-        stored: u32,
-        /// CRC-32C of the bytes before it.
-        computed: u32,
-    },
-    /// `floatFormat` is not 1234567.0: another platform's file, or garbage.
-    #[error(
-        "float format check value is {}, expected {FLOAT_FORMAT_VALUE:.1}",
-        f64::from_bits(*.bits)
-    )]
-    FloatFormat {
-        /// The stored double, as bits.
-        bits: u64,
-    },
-    /// `state` is not one of the seven `DBState` values.
-    #[error("unrecognized database cluster state {0}")]
-    UnknownState(i32),
-}
-
-impl From<crate::cursor::Truncated> for ControlError {
-    fn from(t: crate::cursor::Truncated) -> Self {
-        ControlError::Truncated {
-            need: t.at.saturating_add(t.need),
-            have: t.at.saturating_add(t.have),
-        }
     }
 }
 
@@ -190,7 +127,7 @@ impl fmt::Debug for Original {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ControlFile {
     /// The major whose layout the file has (from its version numbers).
-    pub major: PgMajor,
+    pub flavor: Flavor,
     /// `system_identifier`: unique per `initdb`, shared by its standbys.
     pub system_identifier: u64,
     /// `pg_control_version`.
@@ -281,13 +218,13 @@ impl ControlFile {
         let r = Reader::new(bytes);
         let control_version = r.u32(off::CONTROL_VERSION)?;
         let catalog_version = r.u32(off::CATALOG_VERSION)?;
-        let major = PgMajor::from_control(control_version, catalog_version).ok_or(
+        let flavor = Flavor::from_control(control_version, catalog_version).ok_or(
             ControlError::UnsupportedVersion {
                 control_version,
                 catalog_version,
             },
         )?;
-        let layout = Layout::of(major);
+        let layout = Layout::of(flavor);
         let stored = r.u32(layout.crc)?;
         let computed = crc32c::crc32c(r.bytes(0, layout.crc)?);
         if stored != computed {
@@ -301,28 +238,28 @@ impl ControlFile {
         }
         let raw_state = r.i32(off::STATE)?;
         let state = DbState::from_i32(raw_state).ok_or(ControlError::UnknownState(raw_state))?;
-        let mut file = Self::decode_fields(&r, major, layout, state)?;
+        let mut file = Self::decode_fields(&r, flavor, layout, state)?;
         file.original = Original(r.bytes(0, layout.size)?.to_vec());
         Ok(file)
     }
 
     fn decode_fields(
         r: &Reader<'_>,
-        major: PgMajor,
+        flavor: Flavor,
         layout: Layout,
         state: DbState,
     ) -> Result<ControlFile, crate::cursor::Truncated> {
         let char_signedness = layout.char_signedness.map(|at| r.bool(at)).transpose()?;
         let checkpoint_bytes = r.bytes(off::CHECKPOINT_COPY, CheckPoint::SIZE)?;
         Ok(ControlFile {
-            major,
+            flavor,
             system_identifier: r.u64(off::SYSTEM_IDENTIFIER)?,
             pg_control_version: r.u32(off::CONTROL_VERSION)?,
             catalog_version_no: r.u32(off::CATALOG_VERSION)?,
             state,
             time: r.i64(off::TIME)?,
             checkpoint: Lsn(r.u64(off::CHECKPOINT)?),
-            checkpoint_copy: CheckPoint::decode(checkpoint_bytes, major)?,
+            checkpoint_copy: CheckPoint::decode(checkpoint_bytes, flavor)?,
             unlogged_lsn: Lsn(r.u64(off::UNLOGGED_LSN)?),
             min_recovery_point: Lsn(r.u64(off::MIN_RECOVERY_POINT)?),
             min_recovery_point_tli: TimeLineId(r.u32(off::MIN_RECOVERY_POINT_TLI)?),
@@ -360,7 +297,7 @@ impl ControlFile {
     /// struct, CRC recomputed. Padding inside the struct is copied from the decoded file, so an
     /// unmodified file encodes to exactly the bytes it was decoded from.
     pub fn encode(&self) -> Vec<u8> {
-        let layout = Layout::of(self.major);
+        let layout = Layout::of(self.flavor);
         let mut buf = vec![0u8; PG_CONTROL_FILE_SIZE];
         let keep = self.original.0.len().min(layout.size);
         if let (Some(dst), Some(src)) = (buf.get_mut(..keep), self.original.0.get(..keep)) {
@@ -380,7 +317,7 @@ impl ControlFile {
         w.i64(off::TIME, self.time);
         w.u64(off::CHECKPOINT, self.checkpoint.0);
         self.checkpoint_copy
-            .encode_into(w, off::CHECKPOINT_COPY, self.major);
+            .encode_into(w, off::CHECKPOINT_COPY, self.flavor);
         w.u64(off::UNLOGGED_LSN, self.unlogged_lsn.0);
         w.u64(off::MIN_RECOVERY_POINT, self.min_recovery_point.0);
         w.u32(off::MIN_RECOVERY_POINT_TLI, self.min_recovery_point_tli.0);

@@ -3,27 +3,31 @@
 
 use super::*;
 
-const CATVERSION: [(PgMajor, u32, u32); 5] = [
-    (PgMajor::V14, 1300, 202107181),
-    (PgMajor::V15, 1300, 202209061),
-    (PgMajor::V16, 1300, 202307071),
-    (PgMajor::V17, 1700, 202406281),
-    (PgMajor::V18, 1800, 202506291),
+const CATVERSION: [(Flavor, u32, u32); 5] = [
+    (Flavor::Pg14, 1300, 202107181),
+    (Flavor::Pg15, 1300, 202209061),
+    (Flavor::Pg16, 1300, 202307071),
+    (Flavor::Pg17, 1700, 202406281),
+    (Flavor::Pg18, 1800, 202506291),
 ];
 
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
     buf[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
-fn seal(buf: &mut [u8], major: PgMajor) {
-    let crc_at = if major >= PgMajor::V18 { 292 } else { 288 };
+fn seal(buf: &mut [u8], flavor: Flavor) {
+    let crc_at = if flavor.control_has_char_signedness() {
+        292
+    } else {
+        288
+    };
     let crc = crc32c::crc32c(&buf[..crc_at]);
     put(buf, crc_at, &crc.to_le_bytes());
 }
 
 /// A file with a distinct value in every field and 0xA5 in every padding byte of the struct.
-fn synthetic(major: PgMajor) -> Vec<u8> {
-    let (_, control, catalog) = CATVERSION[major as usize];
+fn synthetic(flavor: Flavor) -> Vec<u8> {
+    let (_, control, catalog) = CATVERSION[flavor as usize];
     let mut b = vec![0u8; 8192];
     b[..296].fill(0xA5);
     let mut p = |at: usize, v: &[u8]| put(&mut b, at, v);
@@ -38,7 +42,7 @@ fn synthetic(major: PgMajor) -> Vec<u8> {
     p(48, &2u32.to_le_bytes());
     p(52, &1u32.to_le_bytes());
     p(56, &[1]);
-    if major >= PgMajor::V17 {
+    if flavor.checkpoint_has_wal_level() {
         p(60, &2i32.to_le_bytes());
     }
     p(64, &((3u64 << 32) | 753).to_le_bytes());
@@ -73,22 +77,22 @@ fn synthetic(major: PgMajor) -> Vec<u8> {
     p(248, &[1]);
     p(252, &1u32.to_le_bytes());
     let nonce: Vec<u8> = (0..32).collect();
-    if major >= PgMajor::V18 {
+    if flavor.control_has_char_signedness() {
         p(256, &[0]);
         p(257, &nonce);
     } else {
         p(256, &nonce);
     }
-    seal(&mut b, major);
+    seal(&mut b, flavor);
     b
 }
 
 /// The `checkPointCopy` values [`synthetic`] writes.
-fn assert_checkpoint(cp: &CheckPoint, major: PgMajor) {
+fn assert_checkpoint(cp: &CheckPoint, flavor: Flavor) {
     assert_eq!(cp.redo, Lsn(0x1_0000_0020));
     assert_eq!((cp.this_timeline_id.0, cp.prev_timeline_id.0), (2, 1));
     assert!(cp.full_page_writes);
-    let level = (major >= PgMajor::V17).then_some(WalLevel::LOGICAL);
+    let level = (flavor.checkpoint_has_wal_level()).then_some(WalLevel::LOGICAL);
     assert_eq!(cp.wal_level, level);
     assert_eq!(cp.next_xid.to_string(), "3:753");
     let xids = [
@@ -112,17 +116,17 @@ fn assert_checkpoint(cp: &CheckPoint, major: PgMajor) {
 
 #[test]
 fn every_field_of_a_synthetic_file() {
-    for major in PgMajor::ALL {
-        let bytes = synthetic(major);
-        let f = ControlFile::decode(&bytes).unwrap_or_else(|e| panic!("{major}: {e}"));
-        assert_eq!(f.major, major);
+    for flavor in Flavor::ALL {
+        let bytes = synthetic(flavor);
+        let f = ControlFile::decode(&bytes).unwrap_or_else(|e| panic!("{flavor}: {e}"));
+        assert_eq!(f.flavor, flavor);
         assert_eq!(f.system_identifier, 0x0123_4567_89AB_CDEF);
-        assert_eq!(f.pg_control_version, CATVERSION[major as usize].1);
-        assert_eq!(f.catalog_version_no, CATVERSION[major as usize].2);
+        assert_eq!(f.pg_control_version, CATVERSION[flavor as usize].1);
+        assert_eq!(f.catalog_version_no, CATVERSION[flavor as usize].2);
         assert_eq!(f.state, DbState::InArchiveRecovery);
         assert_eq!(f.time, 1_700_000_001);
         assert_eq!(f.checkpoint, Lsn(0x1_0000_0028));
-        assert_checkpoint(&f.checkpoint_copy, major);
+        assert_checkpoint(&f.checkpoint_copy, flavor);
         assert_eq!(f.unlogged_lsn, Lsn(0x3E8));
         assert_eq!(f.min_recovery_point, Lsn(0x2_0000_0100));
         assert_eq!(f.min_recovery_point_tli, TimeLineId(2));
@@ -155,7 +159,7 @@ fn every_field_of_a_synthetic_file() {
         assert_eq!(sizes, [8192, 131072, 8192, 1 << 20, 64, 32, 1996, 2048]);
         assert!(f.float8_by_val);
         assert_eq!(f.data_checksum_version, 1);
-        let signed = (major >= PgMajor::V18).then_some(false);
+        let signed = (flavor.control_has_char_signedness()).then_some(false);
         assert_eq!(f.default_char_signedness, signed);
         let nonce: Vec<u8> = (0..32).collect();
         assert_eq!(f.mock_authentication_nonce.as_slice(), nonce.as_slice());
@@ -168,16 +172,16 @@ fn every_field_of_a_synthetic_file() {
 
 #[test]
 fn round_trip_keeps_padding_bytes() {
-    for major in PgMajor::ALL {
-        let bytes = synthetic(major);
+    for flavor in Flavor::ALL {
+        let bytes = synthetic(flavor);
         let f = ControlFile::decode(&bytes).unwrap();
-        assert_eq!(f.encode(), bytes, "{major}");
+        assert_eq!(f.encode(), bytes, "{flavor}");
     }
 }
 
 #[test]
 fn modified_fields_are_written_with_a_new_crc() {
-    let mut f = ControlFile::decode(&synthetic(PgMajor::V18)).unwrap();
+    let mut f = ControlFile::decode(&synthetic(Flavor::Pg18)).unwrap();
     f.state = DbState::ShutDownInRecovery;
     f.min_recovery_point = Lsn(0x5_0000_0000);
     f.checkpoint_copy.this_timeline_id = TimeLineId(9);
@@ -192,13 +196,13 @@ fn modified_fields_are_written_with_a_new_crc() {
 
 #[test]
 fn crc_mismatch() {
-    let mut bytes = synthetic(PgMajor::V16);
+    let mut bytes = synthetic(Flavor::Pg16);
     bytes[100] ^= 0x01;
     assert!(matches!(
         ControlFile::decode(&bytes),
         Err(ControlError::Crc { .. })
     ));
-    let mut bytes = synthetic(PgMajor::V18);
+    let mut bytes = synthetic(Flavor::Pg18);
     bytes[292] ^= 0x80;
     let err = ControlFile::decode(&bytes).unwrap_err();
     assert!(
@@ -209,7 +213,7 @@ fn crc_mismatch() {
 
 #[test]
 fn truncated_files() {
-    let bytes = synthetic(PgMajor::V17);
+    let bytes = synthetic(Flavor::Pg17);
     for len in [0, 7, 15, 16, 200, 295] {
         let err = ControlFile::decode(&bytes[..len]).unwrap_err();
         assert_eq!(
@@ -227,20 +231,20 @@ fn truncated_files() {
 
 #[test]
 fn unknown_versions_name_the_numbers() {
-    let mut bytes = synthetic(PgMajor::V15);
+    let mut bytes = synthetic(Flavor::Pg15);
     put(&mut bytes, 8, &1201u32.to_le_bytes());
     put(&mut bytes, 12, &201909212u32.to_le_bytes());
-    seal(&mut bytes, PgMajor::V15);
+    seal(&mut bytes, Flavor::Pg15);
     let err = ControlFile::decode(&bytes).unwrap_err();
     assert_eq!(
         err.to_string(),
         "pg_control version 1201 with catalog version 201909212 is not a supported PostgreSQL \
-         major (14–18)"
+         flavor (14–18)"
     );
     // PostgreSQL 13 shares pg_control version 1300 with 14–16.
     put(&mut bytes, 8, &1300u32.to_le_bytes());
     put(&mut bytes, 12, &202007201u32.to_le_bytes());
-    seal(&mut bytes, PgMajor::V15);
+    seal(&mut bytes, Flavor::Pg15);
     assert!(matches!(
         ControlFile::decode(&bytes),
         Err(ControlError::UnsupportedVersion {
@@ -252,16 +256,16 @@ fn unknown_versions_name_the_numbers() {
 
 #[test]
 fn float_format_and_state_are_checked() {
-    let mut bytes = synthetic(PgMajor::V14);
+    let mut bytes = synthetic(Flavor::Pg14);
     put(&mut bytes, 208, &1.5f64.to_le_bytes());
-    seal(&mut bytes, PgMajor::V14);
+    seal(&mut bytes, Flavor::Pg14);
     let err = ControlFile::decode(&bytes).unwrap_err();
     assert!(matches!(err, ControlError::FloatFormat { .. }), "{err}");
     assert!(err.to_string().contains("1234567.0"), "{err}");
 
-    let mut bytes = synthetic(PgMajor::V14);
+    let mut bytes = synthetic(Flavor::Pg14);
     put(&mut bytes, 16, &7i32.to_le_bytes());
-    seal(&mut bytes, PgMajor::V14);
+    seal(&mut bytes, Flavor::Pg14);
     assert_eq!(
         ControlFile::decode(&bytes),
         Err(ControlError::UnknownState(7))
@@ -280,9 +284,9 @@ fn each_state_string() {
         "in production",
     ];
     for (value, words) in expected.into_iter().enumerate() {
-        let mut bytes = synthetic(PgMajor::V16);
+        let mut bytes = synthetic(Flavor::Pg16);
         put(&mut bytes, 16, &(value as i32).to_le_bytes());
-        seal(&mut bytes, PgMajor::V16);
+        seal(&mut bytes, Flavor::Pg16);
         let f = ControlFile::decode(&bytes).unwrap();
         assert_eq!(f.state.to_string(), words);
         assert_eq!(f.encode(), bytes);
@@ -294,11 +298,11 @@ fn read_control_file_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("global")).unwrap();
     let path = dir.path().join(CONTROL_FILE_PATH);
-    std::fs::write(&path, synthetic(PgMajor::V18)).unwrap();
-    assert_eq!(read_control_file(dir.path()).unwrap().major, PgMajor::V18);
-    assert_eq!(read_control_file(&path).unwrap().major, PgMajor::V18);
+    std::fs::write(&path, synthetic(Flavor::Pg18)).unwrap();
+    assert_eq!(read_control_file(dir.path()).unwrap().flavor, Flavor::Pg18);
+    assert_eq!(read_control_file(&path).unwrap().flavor, Flavor::Pg18);
 
-    std::fs::write(&path, &synthetic(PgMajor::V18)[..100]).unwrap();
+    std::fs::write(&path, &synthetic(Flavor::Pg18)[..100]).unwrap();
     let err = read_control_file(dir.path()).unwrap_err().to_string();
     assert!(err.contains(&path.display().to_string()), "{err}");
 

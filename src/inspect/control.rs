@@ -1,6 +1,8 @@
 //! `gsbuild inspect control`: pg_control printed line for line as `pg_controldata` prints it
 //! (same labels, order and value formats, untranslated), so tests can use pg_controldata as an
 //! oracle and people can diff the two.
+//!
+//! No phase: a tool for people and tests.
 
 use crate::control::{read_control_file, ControlFile};
 use chrono::TimeZone;

@@ -24,6 +24,8 @@
 //! `pg_waldump -e` does, before the first record that does not end at or before it. Without
 //! `--end` the dump stops at the end of valid WAL and says `end of WAL at X/X` on stderr only.
 //! A corrupt record or a missing first segment is an error naming the LSN or the file.
+//!
+//! No phase: a tool for people and tests.
 
 use crate::lsn::{Lsn, TimeLineId, XLogSegNo};
 use crate::relpath::BLCKSZ;

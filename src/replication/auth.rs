@@ -1,6 +1,8 @@
 //! The startup packet and authentication: trust, cleartext password, md5 and SCRAM-SHA-256
 //! (without channel binding, so the server's `SCRAM-SHA-256-PLUS` offer is declined as libpq
 //! does when it cannot bind). Then ParameterStatus and BackendKeyData until ReadyForQuery.
+//!
+//! Phase 2.
 
 use super::transport::Conn;
 use super::{server_error, ServerInfo};

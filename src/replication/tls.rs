@@ -2,6 +2,8 @@
 //! certificate policy per `sslmode`: `require` encrypts without checking the certificate unless
 //! a root certificate is configured (then it acts as `verify-ca`), `verify-ca` checks the chain
 //! against `sslrootcert`, `verify-full` also checks that the certificate names the host.
+//!
+//! Phase 2.
 
 use crate::conninfo::SslMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

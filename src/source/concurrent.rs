@@ -9,7 +9,7 @@
 //! plus one parcel being filled and the socket buffers of each session — not by the size of
 //! a query or of the cluster.
 
-use super::server::{source_err, Limits, FETCH_QUERY};
+use super::session::{source_err, texts, Limits};
 use super::{ChunkSink, FetchRange, TransferSink};
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
@@ -61,7 +61,7 @@ impl<T> Drop for AbortOnDrop<T> {
 pub struct Fetcher {
     /// The session.
     pub client: Arc<Client>,
-    /// [`FETCH_QUERY`], prepared on it.
+    /// The product's range fetch query, prepared on it.
     pub statement: Statement,
 }
 
@@ -100,10 +100,10 @@ async fn fetch_loop(
             .within(FETCHING, &mut query.0)
             .await?
             .map_err(|e| Error::Source {
-                query: FETCH_QUERY.into(),
+                query: texts().fetch_ranges.into(),
                 message: format!("fetch task failed: {e}"),
             })?
-            .map_err(|e| source_err(FETCH_QUERY, e))?;
+            .map_err(|e| source_err(texts().fetch_ranges, e))?;
         // Pipelining: the next query goes out before these rows are read, so the server has
         // it when it finishes this one. Sending it only now that this one was answered keeps
         // the two in order on the connection (each query's rows come after the previous
@@ -143,7 +143,7 @@ async fn receive(
     let mut bytes = 0usize;
     for (i, want) in batch.into_iter().enumerate() {
         let row = match limits.within(FETCHING, rows.next()).await? {
-            Some(r) => r.map_err(|e| source_err(FETCH_QUERY, e))?,
+            Some(r) => r.map_err(|e| source_err(texts().fetch_ranges, e))?,
             None => return Err(size_mismatch(i, expected)),
         };
         bytes += check_row(&row, &want)?;
@@ -162,14 +162,14 @@ async fn receive(
     }
     match limits.within(FETCHING, rows.next()).await? {
         None => Ok(()),
-        Some(Err(e)) => Err(source_err(FETCH_QUERY, e)),
+        Some(Err(e)) => Err(source_err(texts().fetch_ranges, e)),
         Some(Ok(_)) => Err(size_mismatch(expected + 1, expected)),
     }
 }
 
 fn size_mismatch(got: usize, expected: usize) -> Error {
     Error::Source {
-        query: FETCH_QUERY.into(),
+        query: texts().fetch_ranges.into(),
         message: format!("unexpected result set size {got} (expected {expected})"),
     }
 }
@@ -177,11 +177,15 @@ fn size_mismatch(got: usize, expected: usize) -> Error {
 /// Checks that `row` answers `want` (same path and offset, no more bytes than asked for);
 /// returns its number of bytes (0 for NULL: the file vanished).
 fn check_row(row: &Row, want: &FetchRange) -> Result<usize> {
-    let path: &str = row.try_get(0).map_err(|e| source_err(FETCH_QUERY, e))?;
-    let begin: i64 = row.try_get(1).map_err(|e| source_err(FETCH_QUERY, e))?;
+    let path: &str = row
+        .try_get(0)
+        .map_err(|e| source_err(texts().fetch_ranges, e))?;
+    let begin: i64 = row
+        .try_get(1)
+        .map_err(|e| source_err(texts().fetch_ranges, e))?;
     if path != want.path || u64::try_from(begin).ok() != Some(want.offset) {
         return Err(Error::Source {
-            query: FETCH_QUERY.into(),
+            query: texts().fetch_ranges.into(),
             message: format!(
                 "received chunk for \"{path}\" at {begin}, expected \"{}\" at {}",
                 want.path, want.offset
@@ -190,11 +194,11 @@ fn check_row(row: &Row, want: &FetchRange) -> Result<usize> {
     }
     match row
         .try_get::<_, Option<&[u8]>>(2)
-        .map_err(|e| source_err(FETCH_QUERY, e))?
+        .map_err(|e| source_err(texts().fetch_ranges, e))?
     {
         None => Ok(0),
         Some(data) if data.len() as u64 > want.len => Err(Error::Source {
-            query: FETCH_QUERY.into(),
+            query: texts().fetch_ranges.into(),
             message: format!(
                 "received {} bytes for \"{path}\" at {begin}, asked for {}",
                 data.len(),
@@ -211,7 +215,7 @@ pub fn deliver(parcel: Vec<(FetchRange, Row)>, sink: &mut dyn ChunkSink) -> Resu
     for (want, row) in parcel {
         match row
             .try_get::<_, Option<&[u8]>>(2)
-            .map_err(|e| source_err(FETCH_QUERY, e))?
+            .map_err(|e| source_err(texts().fetch_ranges, e))?
         {
             None => sink.vanished(&want.path)?,
             Some(data) => {
@@ -257,7 +261,7 @@ async fn stream_loop(
         let Some(entry) = history.iter().find(|e| e.contains(pos)) else {
             return Ok(pos);
         };
-        let query = format!("START_REPLICATION {pos} TIMELINE {}", entry.tli);
+        let query = (texts().start_replication)(pos, entry.tli);
         let mut stream = repl.start_replication(pos, entry.tli).await?;
         let server_ended = loop {
             if end.is_some_and(|e| pos >= e) {
@@ -313,7 +317,7 @@ async fn stream_loop(
 /// The next delivery, received on the caller's thread (blocking).
 pub fn next_delivery(rx: &mut mpsc::Receiver<Delivery>) -> Result<Delivery> {
     rx.blocking_recv().ok_or_else(|| Error::Source {
-        query: FETCH_QUERY.into(),
+        query: texts().fetch_ranges.into(),
         message: "the copy's tasks ended without a result".into(),
     })
 }

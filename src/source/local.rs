@@ -3,13 +3,15 @@
 //! arrival to the caller's thread; the WAL is read the same way, alongside the ranges, since a
 //! stopped cluster's end of WAL is known before the copy. A file that is shorter than listed
 //! while being copied is an error, since a stopped cluster's files must not change.
+//!
+//! Phases 2–7.
 
 use super::batch::{merge_contiguous, split_chunks, MAX_CHUNK};
 use super::{ChunkSink, FetchRange, Source, SourceFile, TransferSink, WalEnd, WalSink};
 use crate::control::{read_control_file, ControlFile};
 use crate::datadir;
+use crate::datadir::FileKind;
 use crate::error::{Error, Result};
-use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
 use crate::timeline::{
     history_file_name, parse_history, segment_file_name, HistoryError, TimeLineHistoryEntry,
@@ -34,6 +36,8 @@ pub struct LocalSource {
     /// differs when it is read is an error, growth included (pg_rewind: "size of source file
     /// … changed concurrently").
     listed: HashMap<String, u64>,
+    /// Its control file, read once: the cluster is stopped.
+    control: Option<ControlFile>,
 }
 
 /// One positioned read: a range of a file, or of the WAL (at its position).
@@ -50,6 +54,7 @@ impl LocalSource {
             root: root.to_path_buf(),
             jobs: 1,
             listed: HashMap::new(),
+            control: None,
         }
     }
 
@@ -65,9 +70,20 @@ impl LocalSource {
 }
 
 impl LocalSource {
+    /// The source's control file.
+    fn control(&mut self) -> Result<ControlFile> {
+        if let Some(cf) = &self.control {
+            return Ok(cf.clone());
+        }
+        let cf = read_control_file(&self.root)?;
+        self.control = Some(cf.clone());
+        Ok(cf)
+    }
+
     fn history(&mut self, tli: TimeLineId) -> Result<Vec<TimeLineHistoryEntry>> {
         let text = self.timeline_history(tli)?.unwrap_or_default();
-        let path = self.root.join("pg_wal").join(history_file_name(tli));
+        let wal_dir = self.control()?.flavor.wal_dir();
+        let path = self.root.join(wal_dir).join(history_file_name(tli));
         let text = String::from_utf8(text).map_err(|_| Error::History {
             path: path.clone(),
             kind: HistoryError::Syntax { line: 1 },
@@ -76,7 +92,7 @@ impl LocalSource {
     }
 
     fn wal_dir(&self, cf: &ControlFile, history: Vec<TimeLineHistoryEntry>) -> RestoringWalDir {
-        RestoringWalDir::new(&self.root, cf.xlog_seg_size, history, None)
+        RestoringWalDir::new(&self.root, cf.flavor, cf.xlog_seg_size, history, None)
     }
 
     /// Reads `pieces` on up to `jobs` threads and hands each to `deliver` on the caller's
@@ -179,7 +195,13 @@ impl LocalSource {
 
 /// The WAL `[start, end)` as pieces of at most [`MAX_CHUNK`] bytes of the segment files named
 /// along `history`.
-fn wal_pieces(start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], seg_size: u32) -> Vec<Piece> {
+fn wal_pieces(
+    start: Lsn,
+    end: Lsn,
+    history: &[TimeLineHistoryEntry],
+    cf: &ControlFile,
+) -> Vec<Piece> {
+    let seg_size = cf.xlog_seg_size;
     let mut out = Vec::new();
     let mut pos = start;
     while pos < end {
@@ -191,7 +213,9 @@ fn wal_pieces(start: Lsn, end: Lsn, history: &[TimeLineHistoryEntry], seg_size: 
         out.push(Piece::Wal(
             pos,
             FetchRange {
-                path: format!("pg_wal/{}", segment_file_name(history, segno, seg_size)),
+                path: cf
+                    .flavor
+                    .wal_path(&segment_file_name(history, segno, seg_size)),
                 offset: off,
                 len,
             },
@@ -237,7 +261,8 @@ impl Source for LocalSource {
     }
 
     fn list_files(&mut self) -> Result<Vec<SourceFile>> {
-        let files: Vec<SourceFile> = datadir::list(&self.root)?
+        let wal_dir = self.control()?.flavor.wal_dir();
+        let files: Vec<SourceFile> = datadir::list(&self.root, wal_dir)?
             .into_iter()
             .map(|l| SourceFile {
                 path: l.path,
@@ -296,9 +321,9 @@ impl Source for LocalSource {
         // Stopped: where its WAL ends is known before the copy, and the WAL is read with it.
         let (tli, end) = self.wal_position()?;
         let history = super::current_history(self, history, tli)?;
-        let seg_size = read_control_file(&self.root)?.xlog_seg_size;
+        let cf = self.control()?;
         let data = split_chunks(&merge_contiguous(ranges));
-        let wal = wal_pieces(wal_start, end, &history, seg_size);
+        let wal = wal_pieces(wal_start, end, &history, &cf);
         // Interleaved, so that both advance together.
         let mut pieces = Vec::with_capacity(data.len() + wal.len());
         let (mut data, mut wal) = (data.into_iter().map(Piece::Data), wal.into_iter());
@@ -316,7 +341,7 @@ impl Source for LocalSource {
     }
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {
-        let cf = read_control_file(&self.root)?;
+        let cf = self.control()?;
         let tli = cf
             .checkpoint_copy
             .this_timeline_id
@@ -337,8 +362,8 @@ impl Source for LocalSource {
         if tli.0 <= 1 {
             return Ok(None);
         }
-        self.fetch_file(&format!("pg_wal/{}", history_file_name(tli)))
-            .map(Some)
+        let path = self.control()?.flavor.wal_path(&history_file_name(tli));
+        self.fetch_file(&path).map(Some)
     }
 
     fn read_wal(
@@ -348,7 +373,7 @@ impl Source for LocalSource {
         history: &[TimeLineHistoryEntry],
         sink: &mut WalSink<'_>,
     ) -> Result<()> {
-        let cf = read_control_file(&self.root)?;
+        let cf = self.control()?;
         let seg_size = cf.xlog_seg_size;
         let mut dir = self.wal_dir(&cf, history.to_vec());
         let mut pos = start;
@@ -394,6 +419,10 @@ mod tests {
     #[test]
     fn a_size_change_after_listing_is_an_error() {
         let d = tempfile::tempdir().unwrap();
+        // A real cluster's control file (PostgreSQL 15), which names the flavor.
+        std::fs::create_dir(d.path().join("global")).unwrap();
+        let control = include_bytes!("../../fuzz/corpus/control/pg15");
+        std::fs::write(d.path().join("global/pg_control"), control).unwrap();
         std::fs::write(d.path().join("grows"), b"a").unwrap();
         std::fs::write(d.path().join("shrinks"), b"abcdef").unwrap();
         std::fs::write(d.path().join("same"), b"xyz").unwrap();

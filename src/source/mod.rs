@@ -8,10 +8,11 @@ pub mod batch;
 mod concurrent;
 pub mod local;
 pub mod server;
+mod session;
 pub mod sqlwal;
 
+use crate::datadir::FileKind;
 use crate::error::{Error, Result};
-use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
 use crate::timeline::{parse_history, TimeLineHistoryEntry};
 use std::collections::HashMap;

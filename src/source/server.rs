@@ -1,6 +1,6 @@
 //! A live server as the source (`--source-server`): the file list in one recursive SQL query,
 //! file contents with `pg_read_binary_file` over up to `jobs` SQL sessions in parallel
-//! ([`super::concurrent`], queries cut by [`super::batch`]), and WAL over a replication
+//! (`super::concurrent`, queries cut by [`super::batch`]), and WAL over a replication
 //! connection ([`crate::replication`]), streamed alongside the copy.
 //!
 //! The SQL sessions are read-only and have every timeout that could cut a long copy turned
@@ -11,21 +11,20 @@
 use super::concurrent::{
     self, handle, next_delivery, AbortOnDrop, Delivery, Fetcher, NoWal, Queue,
 };
+use super::session::{open_session, source_err, texts, Limits, Sql};
 use super::sqlwal;
 use super::{ChunkSink, FetchRange, Source, SourceFile, TransferSink, WalEnd, WalSink};
 use crate::conninfo::{ConnInfo, Environment};
+use crate::datadir::FileKind;
 use crate::error::{Error, Result};
-use crate::filemap::FileKind;
 use crate::lsn::{Lsn, TimeLineId};
 use crate::replication::tls::client_config;
 use crate::replication::{ClientOptions, ReplicationClient};
 use crate::timeline::{history_file_name, TimeLineHistoryEntry};
 use futures_util::StreamExt;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::{ToSql, Type};
@@ -33,84 +32,6 @@ use tokio_postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use super::batch::{split_chunks, MAX_CHUNK, MAX_CHUNKS_PER_QUERY};
-
-/// Session settings: a rebuild must not be cut by the role's or database's timeouts, and must
-/// never write. JIT is off: the planner's estimates for the recursive listing cross the JIT
-/// thresholds, and compiling it costs the source 40 times what running it does (240 ms
-/// against 6 ms on a scale-100 pgbench cluster).
-const SESSION_SETUP: &str = "SET statement_timeout = 0; SET lock_timeout = 0; \
-     SET idle_in_transaction_session_timeout = 0; SET default_transaction_read_only = on; \
-     SET search_path = pg_catalog; SET jit = off";
-
-/// The whole data directory, recursively, in one round trip. `pg_stat_file(…, true)` gives
-/// NULL for a file that vanished between the two calls; such rows are skipped. Tablespace
-/// symlinks are recognised by their OID in `pg_tablespace`.
-const LIST_QUERY: &str = "\
-WITH RECURSIVE files (path, filename, size, isdir) AS (
-    SELECT '' AS path, fn AS filename, st.size, st.isdir
-      FROM pg_ls_dir('.', true, false) AS fn, pg_stat_file(fn, true) AS st
-  UNION ALL
-    SELECT parent.path || parent.filename || '/', fn, st.size, st.isdir
-      FROM files AS parent,
-           pg_ls_dir(parent.path || parent.filename, true, false) AS fn,
-           pg_stat_file(parent.path || parent.filename || '/' || fn, true) AS st
-     WHERE parent.isdir
-)
-SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
-  FROM files LEFT JOIN pg_tablespace t ON files.path = 'pg_tblspc/' AND t.oid::text = files.filename
- WHERE size IS NOT NULL";
-
-/// Reads a batch of ranges: one row per range, in order; NULL data when the file is gone.
-pub(super) const FETCH_QUERY: &str =
-    "SELECT path, begin, pg_read_binary_file(path, begin, len, true) \
-     FROM unnest($1::text[], $2::int8[], $3::int4[]) AS x(path, begin, len)";
-
-/// The bound on every wait for the source, and the name errors give it.
-#[derive(Clone, Debug)]
-pub(super) struct Limits {
-    /// The server (redacted connection string).
-    pub peer: String,
-    /// `--timeout`.
-    pub read_timeout: Duration,
-}
-
-impl Limits {
-    /// Awaits `fut`, failing with [`Error::Timeout`] when it takes longer than the read
-    /// timeout.
-    pub async fn within<T>(&self, during: &str, fut: impl Future<Output = T>) -> Result<T> {
-        tokio::time::timeout(self.read_timeout, fut)
-            .await
-            .map_err(|_| Error::Timeout {
-                peer: self.peer.clone(),
-                after: self.read_timeout,
-                during: during.into(),
-            })
-    }
-}
-
-/// One SQL session's calls from synchronous code, each bounded by the read timeout.
-pub(super) struct Sql<'a> {
-    pub rt: &'a Runtime,
-    pub client: &'a Client,
-    pub limits: &'a Limits,
-}
-
-impl Sql<'_> {
-    /// The single row `query` returns.
-    pub fn query_one(
-        &self,
-        during: &str,
-        query: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row> {
-        self.rt
-            .block_on(
-                self.limits
-                    .within(during, self.client.query_one(query, params)),
-            )?
-            .map_err(|e| source_err(query, e))
-    }
-}
 
 /// An SQL session, with the fetch query once prepared on it.
 struct Session {
@@ -133,51 +54,6 @@ pub struct ServerSource {
     options: ClientOptions,
     /// Set when the replication session was refused: WAL then comes over SQL.
     sql_wal: Option<String>,
-}
-
-/// An [`Error::Source`] for `query` (its first line), with the server's SQLSTATE and message.
-pub(super) fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
-    let message = match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    };
-    Error::Source {
-        query: query.lines().next().unwrap_or(query).to_string(),
-        message,
-    }
-}
-
-/// Opens one SQL session and sets it up ([`SESSION_SETUP`]).
-async fn open_session(
-    config: tokio_postgres::Config,
-    connector: MakeRustlsConnect,
-    limits: Limits,
-) -> Result<Client> {
-    // tokio-postgres bounds only the TCP connect by `connect_timeout`; a server that accepts
-    // the connection and then says nothing would hold the startup handshake forever.
-    let (client, conn) = limits
-        .within("connecting", config.connect(connector))
-        .await?
-        .map_err(|e| Error::Connect {
-            peer: limits.peer.clone(),
-            message: match e.as_db_error() {
-                Some(db) => format!("{}: {}", db.code().code(), db.message()),
-                None => e.to_string(),
-            },
-        })?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("source connection ended: {e}");
-        }
-    });
-    limits
-        .within(
-            "setting up the session",
-            client.batch_execute(SESSION_SETUP),
-        )
-        .await?
-        .map_err(|e| source_err(SESSION_SETUP, e))?;
-    Ok(client)
 }
 
 impl ServerSource {
@@ -278,14 +154,14 @@ impl ServerSource {
     }
 
     fn wal_segment_size(&mut self) -> Result<u32> {
-        const Q: &str = "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size'";
-        let row = self.sql().query_one("reading a setting", Q, &[])?;
-        let size: i64 = row.try_get(0).map_err(|e| source_err(Q, e))?;
+        let q = texts().wal_segment_size;
+        let row = self.sql().query_one("reading a setting", q, &[])?;
+        let size: i64 = row.try_get(0).map_err(|e| source_err(q, e))?;
         u32::try_from(size)
             .ok()
             .filter(|s| crate::lsn::is_valid_seg_size(*s))
             .ok_or_else(|| Error::Source {
-                query: Q.into(),
+                query: q.into(),
                 message: format!("invalid wal_segment_size {size}"),
             })
     }
@@ -360,13 +236,13 @@ impl ServerSource {
                 Some(st) => st.clone(),
                 None => {
                     let prepare = s.client.prepare_typed(
-                        FETCH_QUERY,
+                        texts().fetch_ranges,
                         &[Type::TEXT_ARRAY, Type::INT8_ARRAY, Type::INT4_ARRAY],
                     );
                     let st = self
                         .rt
                         .block_on(self.limits.within("preparing a query", prepare))?
-                        .map_err(|e| source_err(FETCH_QUERY, e))?;
+                        .map_err(|e| source_err(texts().fetch_ranges, e))?;
                     s.fetch = Some(st.clone());
                     st
                 }
@@ -468,22 +344,24 @@ impl Source for ServerSource {
         self.rt.block_on(async {
             let no_params: [&(dyn ToSql + Sync); 0] = [];
             let rows = limits
-                .within(DURING, client.query_raw(LIST_QUERY, no_params))
+                .within(DURING, client.query_raw(texts().list_files, no_params))
                 .await?
-                .map_err(|e| source_err(LIST_QUERY, e))?;
+                .map_err(|e| source_err(texts().list_files, e))?;
             let mut rows = std::pin::pin!(rows);
             let mut out = Vec::new();
             while let Some(row) = limits.within(DURING, rows.next()).await? {
-                out.push(listed(&row.map_err(|e| source_err(LIST_QUERY, e))?)?);
+                out.push(listed(
+                    &row.map_err(|e| source_err(texts().list_files, e))?,
+                )?);
             }
             Ok(out)
         })
     }
 
     fn fetch_file(&mut self, path: &str) -> Result<Vec<u8>> {
-        const Q: &str = "SELECT pg_read_binary_file($1)";
-        let row = self.sql().query_one("reading a file", Q, &[&path])?;
-        row.try_get::<_, Vec<u8>>(0).map_err(|e| source_err(Q, e))
+        let q = texts().read_file;
+        let row = self.sql().query_one("reading a file", q, &[&path])?;
+        row.try_get::<_, Vec<u8>>(0).map_err(|e| source_err(q, e))
     }
 
     fn fetch_ranges(&mut self, ranges: &[FetchRange], sink: &mut dyn ChunkSink) -> Result<()> {
@@ -530,10 +408,10 @@ impl Source for ServerSource {
     }
 
     fn setting(&mut self, name: &str) -> Result<Option<String>> {
-        const Q: &str = "SELECT current_setting($1, true)";
+        let q = texts().setting;
         let answer = self.rt.block_on(self.limits.within(
             "reading a setting",
-            self.main_client().query_one(Q, &[&name]),
+            self.main_client().query_one(q, &[&name]),
         ))?;
         let row = match answer {
             Ok(row) => row,
@@ -544,10 +422,10 @@ impl Source for ServerSource {
             {
                 return Ok(None)
             }
-            Err(e) => return Err(source_err(Q, e)),
+            Err(e) => return Err(source_err(q, e)),
         };
         row.try_get::<_, Option<String>>(0)
-            .map_err(|e| source_err(Q, e))
+            .map_err(|e| source_err(q, e))
     }
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {
@@ -565,7 +443,7 @@ impl Source for ServerSource {
         }
         if self.use_sql_wal() {
             return self
-                .fetch_file(&format!("pg_wal/{}", history_file_name(tli)))
+                .fetch_file(&format!("{}/{}", texts().wal_dir, history_file_name(tli)))
                 .map(Some);
         }
         let (rt, r) = self.replication()?;
@@ -613,7 +491,7 @@ async fn stream_along_history(
             };
             if chunk.start != pos {
                 return Err(Error::Source {
-                    query: format!("START_REPLICATION {start} TIMELINE {}", entry.tli),
+                    query: (texts().start_replication)(start, entry.tli),
                     message: format!("received WAL at {}, expected {pos}", chunk.start),
                 });
             }
@@ -627,7 +505,7 @@ async fn stream_along_history(
                 Some(te) if te.switch >= pos => pos = te.switch,
                 _ => {
                     return Err(Error::Source {
-                        query: format!("START_REPLICATION {pos} TIMELINE {}", entry.tli),
+                        query: (texts().start_replication)(pos, entry.tli),
                         message: "the server ended the WAL stream early".into(),
                     })
                 }
@@ -640,9 +518,9 @@ async fn stream_along_history(
     Ok(())
 }
 
-/// One row of [`LIST_QUERY`].
+/// One row of the product's listing query.
 fn listed(row: &Row) -> Result<SourceFile> {
-    let get_err = |e| source_err(LIST_QUERY, e);
+    let get_err = |e| source_err(texts().list_files, e);
     let path: String = row.try_get(0).map_err(get_err)?;
     let size: i64 = row.try_get(1).map_err(get_err)?;
     let isdir: bool = row.try_get(2).map_err(get_err)?;

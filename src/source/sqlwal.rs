@@ -4,8 +4,10 @@
 //! from the newest history file in `pg_wal` (a promoted server writes it before accepting
 //! writes; `pg_control_checkpoint()` is stale until the next checkpoint and needs more
 //! privileges), and segment contents with `pg_read_binary_file`.
+//!
+//! Phases 3 and 6.
 
-use super::server::Sql;
+use super::session::{texts, Sql};
 use super::WalSink;
 use crate::error::{Error, Result};
 use crate::lsn::{Lsn, TimeLineId};
@@ -27,21 +29,18 @@ fn err(query: &str, e: tokio_postgres::Error) -> Error {
 
 /// The source's timeline and the position up to which its WAL is on disk.
 pub(super) fn wal_position(sql: &Sql<'_>) -> Result<(TimeLineId, Lsn)> {
-    const Q: &str = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
-         ELSE pg_current_wal_flush_lsn() END::text, \
-         (SELECT max(('x' || substr(f, 1, 8))::bit(32)::int) FROM pg_ls_dir('pg_wal', true, false) f \
-           WHERE f ~ '^[0-9A-F]{8}\\.history$')";
-    let row = sql.query_one("reading the WAL position", Q, &[])?;
-    let lsn: Option<String> = row.try_get(0).map_err(|e| err(Q, e))?;
-    let tli: Option<i32> = row.try_get(1).map_err(|e| err(Q, e))?;
+    let q = texts().wal_position;
+    let row = sql.query_one("reading the WAL position", q, &[])?;
+    let lsn: Option<String> = row.try_get(0).map_err(|e| err(q, e))?;
+    let tli: Option<i32> = row.try_get(1).map_err(|e| err(q, e))?;
     let lsn = lsn
         .ok_or_else(|| Error::Source {
-            query: Q.into(),
+            query: q.into(),
             message: "the source reported no WAL position".into(),
         })?
         .parse::<Lsn>()
         .map_err(|e| Error::Source {
-            query: Q.into(),
+            query: q.into(),
             message: e.to_string(),
         })?;
     Ok((TimeLineId(tli.unwrap_or(1).max(1) as u32), lsn))
@@ -56,17 +55,21 @@ pub(super) fn read_wal(
     history: &[TimeLineHistoryEntry],
     sink: &mut WalSink<'_>,
 ) -> Result<()> {
-    const Q: &str = "SELECT pg_read_binary_file($1, $2, $3, true)";
+    let q = texts().read_file_range;
     let mut pos = start;
     while pos < end {
         let segno = pos.segment(seg_size);
-        let path = format!("pg_wal/{}", segment_file_name(history, segno, seg_size));
+        let path = format!(
+            "{}/{}",
+            texts().wal_dir,
+            segment_file_name(history, segno, seg_size)
+        );
         let off = pos.segment_offset(seg_size);
         let len = (u64::from(seg_size) - off)
             .min(CHUNK)
             .min(end.0.saturating_sub(pos.0).max(1));
-        let row = sql.query_one("reading WAL", Q, &[&path, &(off as i64), &(len as i64)])?;
-        let data: Option<Vec<u8>> = row.try_get(0).map_err(|e| err(Q, e))?;
+        let row = sql.query_one("reading WAL", q, &[&path, &(off as i64), &(len as i64)])?;
+        let data: Option<Vec<u8>> = row.try_get(0).map_err(|e| err(q, e))?;
         let Some(data) = data.filter(|d| !d.is_empty()) else {
             return Err(Error::WalRemoved {
                 lsn: pos,

@@ -7,8 +7,8 @@
 
 use super::WalError;
 use crate::cursor::Cursor;
+use crate::flavor::Flavor;
 use crate::lsn::{Lsn, TimeLineId};
-use crate::version::PgMajor;
 
 /// WAL page size in bytes (`XLOG_BLCKSZ`). Only the default build is supported: a long header
 /// that names another size is rejected.
@@ -35,7 +35,7 @@ pub struct PageHeader {
     /// `xlp_magic`.
     pub magic: u16,
     /// The major that wrote the page (from the magic).
-    pub major: PgMajor,
+    pub flavor: Flavor,
     /// `xlp_info` flag bits.
     pub info: u16,
     /// `xlp_tli`: timeline of the page's first record.
@@ -70,7 +70,7 @@ pub struct PageExpect {
     /// The system id, when known.
     pub sysid: Option<u64>,
     /// The major of the pages read before, when any.
-    pub major: Option<PgMajor>,
+    pub flavor: Option<Flavor>,
     /// The highest timeline of the pages read before (0 when none).
     pub min_tli: u32,
 }
@@ -120,7 +120,7 @@ impl PageHeader {
         let trunc = |_| WalError::BadLength;
         let mut c = Cursor::new(bytes);
         let magic = c.u16().map_err(trunc)?;
-        let major = PgMajor::from_wal_page_magic(magic).ok_or(WalError::BadMagic(magic))?;
+        let flavor = Flavor::from_wal_page_magic(magic).ok_or(WalError::BadMagic(magic))?;
         let info = c.u16().map_err(trunc)?;
         let tli = TimeLineId(c.u32().map_err(trunc)?);
         let pageaddr = Lsn(c.u64().map_err(trunc)?);
@@ -137,7 +137,7 @@ impl PageHeader {
         };
         Ok(PageHeader {
             magic,
-            major,
+            flavor,
             info,
             tli,
             pageaddr,
@@ -163,8 +163,8 @@ impl PageHeader {
     /// Checks a decoded header against what the reader expects at this position.
     pub fn check(&self, exp: &PageExpect) -> Result<(), PageFault> {
         let bad = |e| Err(PageFault::Bad(e));
-        if let Some(m) = exp.major {
-            if m != self.major {
+        if let Some(m) = exp.flavor {
+            if m != self.flavor {
                 return bad(WalError::MagicChanged {
                     expected: m.wal_page_magic(),
                     found: self.magic,
@@ -237,7 +237,7 @@ mod tests {
             pageaddr: Lsn(pageaddr),
             seg_size: SEG,
             sysid: Some(7),
-            major: None,
+            flavor: None,
             min_tli: 1,
         }
     }
@@ -246,7 +246,7 @@ mod tests {
     fn good_short_and_long() {
         let h =
             PageHeader::read_checked(&header(SEG as u64, 0, 1, true), &expect(SEG as u64)).unwrap();
-        assert_eq!(h.major, PgMajor::V15);
+        assert_eq!(h.flavor, Flavor::Pg15);
         assert_eq!(h.header_len(), 40);
         assert_eq!(h.long.unwrap().sysid, 7);
         let h =
@@ -284,7 +284,7 @@ mod tests {
             PageFault::Bad(WalError::TliBackwards { tli: 2, after: 3 })
         );
         exp.min_tli = 1;
-        exp.major = Some(PgMajor::V16);
+        exp.flavor = Some(Flavor::Pg16);
         assert!(matches!(
             PageHeader::read_checked(&header(0x102000, 0, 2, false), &exp).unwrap_err(),
             PageFault::Bad(WalError::MagicChanged { .. })

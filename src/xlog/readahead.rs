@@ -10,7 +10,7 @@
 
 use super::SegmentSource;
 use crate::error::{Error, Result};
-use crate::lsn::XLogSegNo;
+use crate::lsn::{Lsn, XLogSegNo};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -53,7 +53,7 @@ impl<S: SegmentSource + Send + 'static> ReadAhead<S> {
 }
 
 fn poisoned() -> Error {
-    Error::Usage("WAL read-ahead: a reading thread failed".into())
+    Error::wal_use(Lsn::INVALID, crate::error::WalUseError::ReadAhead)
 }
 
 impl<S: SegmentSource + Send + 'static> SegmentSource for ReadAhead<S> {

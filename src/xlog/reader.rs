@@ -13,12 +13,14 @@
 //! valid follows: the reader looks at the next page after the failure, and only when that page
 //! has a valid header for its position (the WAL went on) is the failure a corruption error
 //! naming the record's LSN. When the input stops before that page, the failure is the tail.
+//!
+//! Phases 1, 3, 4 and 6 (every WAL read).
 
 use super::page::{PageExpect, PageFault, PageHeader, XLOG_BLCKSZ};
-use super::record::{record_crc, Record, RecordHeader, RECORD_HEADER_LEN};
+use super::record::{record_crc, Record, RecordHeader};
 use super::{wal_err, WalError};
+use crate::flavor::Flavor;
 use crate::lsn::Lsn;
-use crate::version::PgMajor;
 use bytes::Bytes;
 
 /// Where and why valid WAL ended.
@@ -71,7 +73,7 @@ pub struct WalStreamReader {
     seg_size: u32,
     sysid: Option<u64>,
     strict: bool,
-    major: Option<PgMajor>,
+    flavor: Option<Flavor>,
     buf: Vec<u8>,
     /// WAL position of `buf[0]`; never above `pos`.
     buf_lsn: u64,
@@ -128,7 +130,7 @@ impl WalStreamReader {
             seg_size,
             sysid,
             strict: false,
-            major: None,
+            flavor: None,
             buf: Vec::new(),
             buf_lsn: page_start(start).0,
             finished: false,
@@ -154,8 +156,8 @@ impl WalStreamReader {
     }
 
     /// The major, once a page header was read.
-    pub fn major(&self) -> Option<PgMajor> {
-        self.major
+    pub fn flavor(&self) -> Option<Flavor> {
+        self.flavor
     }
 
     /// Appends the next bytes of the WAL stream (they continue at [`WalStreamReader::input_lsn`]).
@@ -274,7 +276,7 @@ impl WalStreamReader {
             pageaddr,
             seg_size: self.seg_size,
             sysid: self.sysid,
-            major: self.major,
+            flavor: self.flavor,
             min_tli: self.max_tli,
         }
     }
@@ -291,7 +293,7 @@ impl WalStreamReader {
             return Ok(None);
         };
         let h = PageHeader::read_checked(bytes, &self.expect(ps))?;
-        self.major = Some(h.major);
+        self.flavor = Some(h.flavor);
         self.max_tli = self.max_tli.max(h.tli.0);
         self.page = Some((ps, h));
         Ok(Some(h))
@@ -346,7 +348,9 @@ impl WalStreamReader {
         if total == 0 {
             return self.end(start, Some(WalError::BadRecordLength(0)));
         }
-        if total < RECORD_HEADER_LEN {
+        // The page header just read named the flavor.
+        let header_len = self.flavor.map_or(u32::MAX, Flavor::record_header_len);
+        if total < header_len {
             return self.fail(start, WalError::BadRecordLength(total), next_page(start));
         }
         self.state = State::Record(Partial {
@@ -390,7 +394,8 @@ impl WalStreamReader {
                 p.data.extend_from_slice(bytes);
             }
             self.pos = Lsn(self.pos.0 + n as u64);
-            if p.header.is_none() && p.data.len() >= RECORD_HEADER_LEN as usize {
+            let header_len = self.flavor.map_or(u32::MAX, Flavor::record_header_len);
+            if p.header.is_none() && p.data.len() >= header_len as usize {
                 if let Some(step) = self.check_header() {
                     return step;
                 }
@@ -436,8 +441,8 @@ impl WalStreamReader {
         };
         let start = p.start;
         let checked = RecordHeader::decode(&p.data).and_then(|h| {
-            let major = self.major.ok_or(WalError::BadRecordOffset)?;
-            h.check(start, self.prev, major).map(|()| h)
+            let flavor = self.flavor.ok_or(WalError::BadRecordOffset)?;
+            h.check(start, self.prev, flavor).map(|()| h)
         });
         match checked {
             Ok(h) => {
@@ -455,13 +460,13 @@ impl WalStreamReader {
         };
         let start = p.start;
         let lookahead = page_after(self.pos);
-        let Some(major) = self.major else {
+        let Some(flavor) = self.flavor else {
             return self.broken(start, WalError::BadRecordOffset);
         };
         if record_crc(&p.data) != p.header.map(|h| h.crc) {
             return self.fail(start, WalError::BadCrc, lookahead);
         }
-        let mut rec = match Record::decode(start, self.pos, Bytes::from(p.data), major) {
+        let mut rec = match Record::decode(start, self.pos, Bytes::from(p.data), flavor) {
             Ok(r) => r,
             Err(kind) => return self.fail(start, kind, lookahead),
         };

@@ -1,19 +1,20 @@
 //! WAL records (`XLogRecord`) and their block references, decoded and validated the way
 //! `xlogreader.c`'s `DecodeXLogRecord` does: block ids strictly increasing, `HAS_DATA` and data
 //! lengths consistent, image hole/compression fields consistent, every header byte accounted
-//! for. `bimg_info` bits are read per major from [`PgMajor::bimg_flags`].
+//! for. `bimg_info` bits are read per major from [`Flavor::bimg_flags`].
 
 use super::rmgr;
 use super::WalError;
 use crate::cursor::Cursor;
+use crate::flavor::Flavor;
 use crate::lsn::Lsn;
 use crate::relpath::{BlockNumber, ForkNumber, RelFileLocator, BLCKSZ};
-use crate::version::PgMajor;
 use bytes::Bytes;
 use std::borrow::Cow;
 
-/// Size of the fixed record header (`SizeOfXLogRecord`).
-pub const RECORD_HEADER_LEN: u32 = 24;
+/// Size of PostgreSQL's fixed record header (`SizeOfXLogRecord`); the reader asks the
+/// flavor ([`Flavor::record_header_len`]), this decoder's own layout is this one.
+const PG_RECORD_HEADER_LEN: u32 = 24;
 /// Largest `xl_tot_len` accepted (PostgreSQL's allocation limit, 1 GiB - 1).
 pub const MAX_RECORD_LEN: u32 = 0x3FFF_FFFF;
 /// Highest block id of a block reference (`XLR_MAX_BLOCK_ID`).
@@ -93,12 +94,12 @@ impl RecordHeader {
         &self,
         lsn: Lsn,
         expected_prev: Option<Lsn>,
-        major: PgMajor,
+        flavor: Flavor,
     ) -> Result<(), WalError> {
-        if self.tot_len < RECORD_HEADER_LEN || self.tot_len > MAX_RECORD_LEN {
+        if self.tot_len < flavor.record_header_len() || self.tot_len > MAX_RECORD_LEN {
             return Err(WalError::BadRecordLength(self.tot_len));
         }
-        if !rmgr::is_valid(self.rmid, major) {
+        if !rmgr::is_valid(self.rmid, flavor) {
             return Err(WalError::BadRmgr(self.rmid));
         }
         let prev_ok = match expected_prev {
@@ -115,7 +116,7 @@ impl RecordHeader {
 /// CRC-32C of a whole record as PostgreSQL computes it: the payload after the header, then the
 /// header up to (not including) `xl_crc`. `None` when `raw` is shorter than a header.
 pub fn record_crc(raw: &[u8]) -> Option<u32> {
-    let payload = raw.get(RECORD_HEADER_LEN as usize..)?;
+    let payload = raw.get(PG_RECORD_HEADER_LEN as usize..)?;
     let head = raw.get(..20)?;
     Some(crc32c::crc32c_append(crc32c::crc32c(payload), head))
 }
@@ -211,7 +212,7 @@ pub struct Record {
     /// The fixed header.
     pub header: RecordHeader,
     /// The major whose pages held the record.
-    pub major: PgMajor,
+    pub flavor: Flavor,
     /// Block references, in increasing block id order.
     pub blocks: Vec<BlockRef>,
     /// Replication origin (block id 253).
@@ -227,19 +228,19 @@ pub struct Record {
 impl Record {
     /// Decodes the complete record `raw` (header included, `xl_tot_len` bytes) that starts at
     /// `lsn`. The CRC is not checked here; the reader does that first.
-    pub fn decode(lsn: Lsn, data_end: Lsn, raw: Bytes, major: PgMajor) -> Result<Record, WalError> {
+    pub fn decode(lsn: Lsn, data_end: Lsn, raw: Bytes, flavor: Flavor) -> Result<Record, WalError> {
         let header = RecordHeader::decode(&raw)?;
         if header.tot_len as usize != raw.len() {
             return Err(WalError::BadLength);
         }
-        let body = raw.slice(RECORD_HEADER_LEN as usize..);
-        let parts = decode_body(&body, major)?;
+        let body = raw.slice(flavor.record_header_len() as usize..);
+        let parts = decode_body(&body, flavor)?;
         Ok(Record {
             lsn,
             data_end,
             end_lsn: data_end.align8(),
             header,
-            major,
+            flavor,
             blocks: parts.blocks,
             origin: parts.origin,
             toplevel_xid: parts.toplevel_xid,
@@ -347,7 +348,7 @@ struct Body {
 }
 
 /// Decodes everything after the fixed header: block headers, then the data they announce.
-fn decode_body(body: &Bytes, major: PgMajor) -> Result<Body, WalError> {
+fn decode_body(body: &Bytes, flavor: Flavor) -> Result<Body, WalError> {
     let t = |_| WalError::BadLength;
     let mut c = Cursor::new(body);
     let mut blocks: Vec<BlockRef> = Vec::new();
@@ -379,7 +380,7 @@ fn decode_body(body: &Bytes, major: PgMajor) -> Result<Body, WalError> {
                 }
                 max_id = Some(id);
                 let prev_rel = blocks.last().map(|b| b.rel);
-                let (b, data_len) = decode_block_header(&mut c, id, prev_rel, major)?;
+                let (b, data_len) = decode_block_header(&mut c, id, prev_rel, flavor)?;
                 data_total += data_len + b.image.as_ref().map_or(0, |i| usize::from(i.length));
                 data_lens.push(data_len);
                 blocks.push(b);
@@ -418,7 +419,7 @@ fn decode_block_header(
     c: &mut Cursor<'_>,
     id: u8,
     prev_rel: Option<RelFileLocator>,
-    major: PgMajor,
+    flavor: Flavor,
 ) -> Result<(BlockRef, usize), WalError> {
     let t = |_| WalError::BadLength;
     let fork_flags = c.u8().map_err(t)?;
@@ -429,7 +430,7 @@ fn decode_block_header(
         return Err(WalError::BlockDataFlag(data_len));
     }
     let image = if fork_flags & BKPBLOCK_HAS_IMAGE != 0 {
-        Some(decode_image_header(c, major)?)
+        Some(decode_image_header(c, flavor)?)
     } else {
         None
     };
@@ -458,12 +459,12 @@ fn decode_block_header(
 
 /// Decodes `XLogRecordBlockImageHeader` (+ `XLogRecordBlockCompressHeader`) and applies
 /// `DecodeXLogRecord`'s consistency checks.
-fn decode_image_header(c: &mut Cursor<'_>, major: PgMajor) -> Result<BlockImage, WalError> {
+fn decode_image_header(c: &mut Cursor<'_>, flavor: Flavor) -> Result<BlockImage, WalError> {
     let t = |_| WalError::BadLength;
     let length = c.u16().map_err(t)?;
     let hole_offset = c.u16().map_err(t)?;
     let info = c.u8().map_err(t)?;
-    let f = major.bimg_flags();
+    let f = flavor.bimg_flags();
     let compressed = info & f.compressed_mask != 0;
     let has_hole = info & f.has_hole != 0;
     let hole_length = if compressed {

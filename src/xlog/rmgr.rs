@@ -2,8 +2,10 @@
 //!
 //! The 22 built-in resource managers are the same in 14–18; 15 added custom resource managers
 //! (ids 128..=255), which `pg_waldump` names `custom###`.
+//!
+//! Phases 3 and 4 (and `inspect wal`).
 
-use crate::version::PgMajor;
+use crate::flavor::Flavor;
 use std::borrow::Cow;
 
 /// `RM_XLOG_ID`.
@@ -47,8 +49,8 @@ const BUILTIN: [&str; 22] = [
 ];
 
 /// Whether `rmid` may appear in WAL written by `major` (`RmgrIdIsValid`).
-pub fn is_valid(rmid: u8, major: PgMajor) -> bool {
-    usize::from(rmid) < BUILTIN.len() || (major.has_custom_rmgrs() && rmid >= RM_MIN_CUSTOM_ID)
+pub fn is_valid(rmid: u8, flavor: Flavor) -> bool {
+    usize::from(rmid) < BUILTIN.len() || (flavor.has_custom_rmgrs() && rmid >= RM_MIN_CUSTOM_ID)
 }
 
 /// The name `pg_waldump` prints for `rmid`: the built-in name, `custom###` for custom ids,
@@ -70,7 +72,7 @@ mod tests {
         assert_eq!(name(RM_HEAP_ID), "Heap");
         assert_eq!(name(21), "LogicalMessage");
         assert_eq!(name(130), "custom130");
-        assert!(is_valid(21, PgMajor::V14) && !is_valid(22, PgMajor::V15));
-        assert!(!is_valid(128, PgMajor::V14) && is_valid(128, PgMajor::V15));
+        assert!(is_valid(21, Flavor::Pg14) && !is_valid(22, Flavor::Pg15));
+        assert!(!is_valid(128, Flavor::Pg14) && is_valid(128, Flavor::Pg15));
     }
 }

@@ -2,6 +2,8 @@
 //! directory implementation [`WalDir`], and [`WalReader`], which reads one record at any
 //! record position ([`WalReader::read_record_at`], e.g. to follow `xl_prev` backwards to a
 //! checkpoint) or iterates forward from a position ([`WalReader::records_from`]).
+//!
+//! Phases 1, 3 and 4.
 
 use super::page::{PageExpect, PageFault, PageHeader};
 use super::reader::{EndOfWal, WalStreamReader};
@@ -111,7 +113,7 @@ fn check_first_page(
         pageaddr: start,
         seg_size,
         sysid,
-        major: None,
+        flavor: None,
         min_tli: 0,
     };
     match PageHeader::read_checked(seg, &exp) {

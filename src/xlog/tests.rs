@@ -2,9 +2,9 @@
 
 use super::testwal::{body, record_bytes, TestBlock, WalBuilder, SEG, SYSID};
 use super::*;
+use crate::flavor::Flavor;
 use crate::lsn::{Lsn, XLogSegNo};
 use crate::relpath::{ForkNumber, RelFileLocator};
-use crate::version::PgMajor;
 use crate::Error;
 use bytes::Bytes;
 
@@ -75,7 +75,7 @@ fn reads_records_and_ends_at_zero_length() {
     assert_eq!(big.prev(), Lsn(lsns[49]));
     assert_eq!(big.main_data(), &[1, 2, 3]);
     assert_eq!(big.rmgr_name(), "Heap");
-    assert_eq!(big.major, PgMajor::V15);
+    assert_eq!(big.flavor, Flavor::Pg15);
     assert!(
         big.data_end.0 > big.lsn.0 + 20_000 + 48,
         "page headers counted"
@@ -243,9 +243,9 @@ fn decode_errors_name_the_record() {
     }
 }
 
-fn decode(body: &[u8], major: PgMajor) -> Result<Record, WalError> {
+fn decode(body: &[u8], flavor: Flavor) -> Result<Record, WalError> {
     let raw = record_bytes(10, 0, 5, 0x100, body);
-    Record::decode(Lsn(0x1000), Lsn(0x2000), raw.into(), major)
+    Record::decode(Lsn(0x1000), Lsn(0x2000), raw.into(), flavor)
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn block_references() {
     b2.image = Some((vec![8; 300], 0, 0x08, None));
     let mut raw = vec![253, 7, 0, 252, 44, 0, 0, 0];
     raw.extend(body(&[b0, b1, b2], &[0x55; 300]));
-    let r = decode(&raw, PgMajor::V15).unwrap();
+    let r = decode(&raw, Flavor::Pg15).unwrap();
     assert_eq!(r.origin, Some(7));
     assert_eq!(r.toplevel_xid, Some(44));
     assert_eq!(r.main_data(), &[0x55; 300][..]);
@@ -301,7 +301,7 @@ fn block_references() {
     // 14 numbers the bits differently: 0x02 is "compressed" (pglz), 0x04 "apply".
     let mut b = mk(0, 0, false, (1, 2, 3), 1);
     b.image = Some((vec![1; 500], 100, 0x01 | 0x02 | 0x04, Some(40)));
-    let r = decode(&body(&[b], &[]), PgMajor::V14).unwrap();
+    let r = decode(&body(&[b], &[]), Flavor::Pg14).unwrap();
     let img = r.blocks[0].image.as_ref().unwrap();
     assert_eq!(
         (img.compression, img.apply, img.hole_length),
@@ -316,7 +316,7 @@ fn block_reference_errors() {
         rel: (1, 2, 3),
         ..Default::default()
     };
-    let e = |b: &[u8]| decode(b, PgMajor::V16).unwrap_err();
+    let e = |b: &[u8]| decode(b, Flavor::Pg16).unwrap_err();
     assert_eq!(
         e(&body(&[mk(3), mk(2)], &[])),
         WalError::BlockIdOutOfOrder(2)

@@ -1,6 +1,8 @@
 //! A tiny WAL writer for unit tests: lays records out on pages and segments the way
 //! PostgreSQL does (page headers, continuation flags, `xl_prev` chain, CRCs), so the reader
 //! can be tested on hand-built bytes, including damaged ones.
+//!
+//! No phase: unit tests only.
 
 use super::page::{XLOG_BLCKSZ, XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER};
 

@@ -4,8 +4,8 @@
 
 use crate::support::scenario::*;
 use crate::support::*;
-use gsbuild::execute::Outcome;
 use gsbuild::plan::Plan;
+use gsbuild::rewind::Outcome;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -124,7 +124,7 @@ pub(crate) fn same_timeline_divergence(major: u32, kind: SourceKind) {
     }
     let plan = rebuilt(rebuild(options(&b, &a, kind)).0);
     let div = plan.divergence.as_ref().unwrap();
-    assert_eq!(div.method, "checkpoint-crc", "{div:?}");
+    assert_eq!(div.method.as_str(), "checkpoint-crc", "{div:?}");
     assert_eq!((div.source_tli.0, div.target_tli.0), (2, 2));
     finish(kind, &mut a, &mut b, None);
     eprintln!(

@@ -4,8 +4,8 @@
 //! index checked with `pg_amcheck`, every file owned by the data directory's owner.
 
 use super::*;
-use gsbuild::execute::Outcome;
 use gsbuild::plan::Plan;
+use gsbuild::rewind::Outcome;
 use gsbuild::rewind::{Options, Reporter, SourceSpec};
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
@@ -57,7 +57,7 @@ impl Collect {
 pub fn rebuild(opts: Options) -> (gsbuild::Result<(Plan, Option<Outcome>)>, Collect) {
     let mut rep = Collect::default();
     let t = Instant::now();
-    let r = gsbuild::execute::run(opts, &mut rep);
+    let r = gsbuild::rewind::run(opts, &mut rep);
     eprintln!("rebuild took {:.2?}", t.elapsed());
     (r, rep)
 }

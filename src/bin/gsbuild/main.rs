@@ -8,7 +8,6 @@ mod demo;
 mod report;
 
 use clap::Parser;
-use gsbuild::execute;
 use gsbuild::journal::{self, State as JournalState};
 use gsbuild::rewind::{ChangedBlocks, Options, SourceSpec};
 use gsbuild::target::SyncMethod;
@@ -174,7 +173,7 @@ fn rebuild(r: cli::RebuildArgs, dialect: Dialect) -> ExitCode {
         Err(e) => return finish(Err(e), dialect),
     };
     let mut rep = report::CliReporter::new(dialect.name(), r.progress, r.debug);
-    let result = execute::run(opts, &mut rep);
+    let result = gsbuild::rewind::run(opts, &mut rep);
     rep.finish_progress();
     match result {
         Ok((plan, outcome)) => {

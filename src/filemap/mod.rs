@@ -6,46 +6,14 @@
 //! [`decide_wal_segment`] instead: gsbuild streams the source's WAL from the common redo point
 //! rather than copying the source's whole `pg_wal`.
 
+pub use crate::datadir::FileKind;
+pub use error::FileMapError;
+
+pub mod error;
+use crate::flavor::{Flavor, ProductTable};
 use crate::lsn::XLogSegNo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-
-/// What a path is on one side.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum FileKind {
-    /// A regular file of `size` bytes.
-    File {
-        /// Size in bytes.
-        size: u64,
-    },
-    /// A directory (also `pg_wal` when it is a symlink: pg_rewind's rule, so that a symlinked
-    /// `pg_wal` on one side and a plain one on the other are not a conflict).
-    Dir,
-    /// A symbolic link (tablespaces under `pg_tblspc/`).
-    Symlink {
-        /// Where it points.
-        target: String,
-    },
-}
-
-impl FileKind {
-    /// The size of a regular file, 0 for anything else.
-    pub fn size(&self) -> u64 {
-        match self {
-            FileKind::File { size } => *size,
-            _ => 0,
-        }
-    }
-
-    fn type_name(&self) -> &'static str {
-        match self {
-            FileKind::File { .. } => "regular file",
-            FileKind::Dir => "directory",
-            FileKind::Symlink { .. } => "symbolic link",
-        }
-    }
-}
 
 /// One path, as seen on both sides.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,63 +66,24 @@ pub enum Action {
 }
 
 /// Settings that change decisions.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Policy {
     /// Keep the target's own configuration files (postgresql.conf, postgresql.auto.conf,
     /// pg_hba.conf, pg_ident.conf) instead of copying the source's.
     pub keep_config: bool,
+    /// The clusters' flavor, whose exclusion list and file names apply.
+    pub flavor: Flavor,
 }
 
-/// Why no action could be decided.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FileMapError {
-    /// The path is a file on one side and a directory or symlink on the other.
-    #[error("file \"{path}\" is of different type in source and target ({source_type} vs {target_type})")]
-    TypeMismatch {
-        /// The path.
-        path: String,
-        /// What the source has.
-        source_type: &'static str,
-        /// What the target has.
-        target_type: &'static str,
-    },
-    /// The source has a symbolic link the target lacks, and it is not a tablespace: gsbuild
-    /// creates no link that could lead outside the data directory.
-    #[error("the source has a symbolic link \"{path}\" to \"{target}\" that the target lacks; only tablespaces (pg_tblspc/<oid>) are created as symbolic links")]
-    NotATablespace {
-        /// The path.
-        path: String,
-        /// Where the source's link points.
-        target: String,
-    },
-    /// The entry exists on neither side (a bug in whoever built it).
-    #[error("file \"{0}\" exists in neither source nor target")]
-    Neither(String),
+impl Policy {
+    /// The defaults for `flavor`: the source's configuration files are copied.
+    pub fn new(flavor: Flavor) -> Policy {
+        Policy {
+            keep_config: false,
+            flavor,
+        }
+    }
 }
-
-/// Directories whose contents are never copied and are removed from the target
-/// (`excludeDirContents` in pg_rewind and pg_basebackup).
-pub const EXCLUDED_DIR_CONTENTS: &[&str] = &[
-    "pg_stat_tmp",
-    "pg_replslot",
-    "pg_dynshmem",
-    "pg_notify",
-    "pg_serial",
-    "pg_snapshots",
-    "pg_subtrans",
-];
-
-/// Files never copied and removed from the target, matched by their last path component
-/// (`excludeFiles`). `pg_internal.init` matches as a prefix (`pg_internal.init.1234` too).
-pub const EXCLUDED_FILES: &[&str] = &[
-    "postgresql.auto.conf.tmp",
-    "current_logfiles.tmp",
-    "backup_label",
-    "tablespace_map",
-    "backup_manifest",
-    "postmaster.pid",
-    "postmaster.opts",
-];
 
 /// gsbuild's own files in a target being rebuilt (`crate::journal`): never copied from a
 /// source, never touched by a plan.
@@ -165,32 +94,25 @@ pub const GSBUILD_FILES: &[&str] = &[
     "global/pg_control.gsbuild-tmp",
 ];
 
-/// Configuration files kept from the target under [`Policy::keep_config`].
-pub const CONFIG_FILES: &[&str] = &[
-    "postgresql.conf",
-    "postgresql.auto.conf",
-    "pg_hba.conf",
-    "pg_ident.conf",
-];
-
-/// True when `path` must never be copied from the source (and is removed from the target).
-pub fn is_excluded(path: &str) -> bool {
+/// True when `path` must never be copied from the source (and is removed from the target),
+/// by the product's exclusion list ([`ProductTable`]).
+pub fn is_excluded(path: &str, table: &ProductTable) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
-    if name.starts_with("pg_internal.init") || EXCLUDED_FILES.contains(&path) {
+    if name.starts_with(table.excluded_prefix) || table.excluded_files.contains(&path) {
         return true;
     }
-    if path.split('/').any(|c| c.starts_with("pgsql_tmp")) {
+    if path.split('/').any(|c| c.starts_with(table.temp_prefix)) {
         return true;
     }
-    EXCLUDED_DIR_CONTENTS.iter().any(|d| {
+    table.excluded_dir_contents.iter().any(|d| {
         path.len() > d.len() + 1 && path.starts_with(d) && path.as_bytes()[d.len()] == b'/'
     })
 }
 
-/// Whether `path` is a WAL segment file in `pg_wal` (`pg_wal/<24 hex digits>`, optionally
-/// `.partial`), returning its name without the suffix.
-pub fn wal_segment_name(path: &str) -> Option<&str> {
-    let name = path.strip_prefix("pg_wal/")?;
+/// Whether `path` is a WAL segment file in the WAL directory `wal_dir`
+/// (`pg_wal/<24 hex digits>`, optionally `.partial`), returning its name without the suffix.
+pub fn wal_segment_name<'a>(path: &'a str, wal_dir: &str) -> Option<&'a str> {
+    let name = path.strip_prefix(wal_dir)?.strip_prefix('/')?;
     let name = name.strip_suffix(".partial").unwrap_or(name);
     (name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit())).then_some(name)
 }
@@ -199,21 +121,22 @@ pub fn wal_segment_name(path: &str) -> Option<&str> {
 pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileMapError> {
     let path = entry.path.as_str();
     // Written last, from the source's copy, after everything else is durable.
-    if path == "global/pg_control" || GSBUILD_FILES.contains(&path) {
+    let table = policy.flavor.table();
+    if path == table.control_file || GSBUILD_FILES.contains(&path) {
         return Ok(Action::None);
     }
     // macOS's Finder metadata, neither copied nor removed (pg_rewind's rule).
     if path.contains(".DS_Store") {
         return Ok(Action::None);
     }
-    if is_excluded(path) {
+    if is_excluded(path, table) {
         return Ok(if entry.target.is_some() {
             Action::Remove
         } else {
             Action::None
         });
     }
-    if policy.keep_config && CONFIG_FILES.contains(&path) && entry.target.is_some() {
+    if policy.keep_config && table.config_files.contains(&path) && entry.target.is_some() {
         return Ok(Action::None);
     }
     let (source, target) = match (&entry.source, &entry.target) {
@@ -272,6 +195,8 @@ pub struct WalWindow {
     pub required: BTreeSet<String>,
     /// The source's timeline history, which names the files the stream writes.
     pub source_history: Vec<crate::timeline::TimeLineHistoryEntry>,
+    /// The WAL directory's name in the data directory (`pg_wal`).
+    pub wal_dir: String,
     /// WAL segment size in bytes.
     pub seg_size: u32,
 }
@@ -300,7 +225,11 @@ pub fn decide_wal_segment(entry: &FileEntry, name: &str, window: &WalWindow) -> 
     if entry.target.is_none() {
         return Action::None;
     }
-    let file = entry.path.strip_prefix("pg_wal/").unwrap_or(&entry.path);
+    let file = entry
+        .path
+        .strip_prefix(window.wal_dir.as_str())
+        .and_then(|p| p.strip_prefix('/'))
+        .unwrap_or(&entry.path);
     let is_recovery_name = file == window.name_at(segno);
     if segno >= window.stream_from && is_recovery_name {
         return Action::Remove;
@@ -346,7 +275,7 @@ mod tests {
 
     #[test]
     fn decision_table() {
-        let p = Policy::default();
+        let p = Policy::new(Flavor::Pg15);
         let cases: Vec<(FileEntry, Action)> = vec![
             (
                 entry("global/pg_control", file(8192), file(8192), false),
@@ -420,7 +349,7 @@ mod tests {
 
     #[test]
     fn decision_errors_and_policy() {
-        let p = Policy::default();
+        let p = Policy::new(Flavor::Pg15);
         let e = entry("base/5/16384", file(1), dir(), true);
         assert!(matches!(
             decide_action(&e, &p),
@@ -443,7 +372,10 @@ mod tests {
             decide_action(&e, &p),
             Err(FileMapError::Neither("x".into()))
         );
-        let keep = Policy { keep_config: true };
+        let keep = Policy {
+            keep_config: true,
+            ..Policy::new(Flavor::Pg15)
+        };
         assert_eq!(
             decide_action(&entry("pg_hba.conf", file(1), file(2), false), &keep),
             Ok(Action::None)
@@ -460,28 +392,34 @@ mod tests {
 
     #[test]
     fn exclusions() {
-        assert!(is_excluded("pg_stat_tmp/global.stat"));
-        assert!(!is_excluded("pg_stat_tmp"));
-        assert!(!is_excluded("pg_stat_tmpx/a"));
-        assert!(is_excluded("backup_label"));
-        assert!(!is_excluded("base/1/backup_label"));
-        assert!(is_excluded("pg_tblspc/16385/PG_15_202209061/pgsql_tmp/x"));
-        assert!(!is_excluded("base/1/1259"));
+        assert!(is_excluded("pg_stat_tmp/global.stat", Flavor::Pg15.table()));
+        assert!(!is_excluded("pg_stat_tmp", Flavor::Pg15.table()));
+        assert!(!is_excluded("pg_stat_tmpx/a", Flavor::Pg15.table()));
+        assert!(is_excluded("backup_label", Flavor::Pg15.table()));
+        assert!(!is_excluded("base/1/backup_label", Flavor::Pg15.table()));
+        assert!(is_excluded(
+            "pg_tblspc/16385/PG_15_202209061/pgsql_tmp/x",
+            Flavor::Pg15.table()
+        ));
+        assert!(!is_excluded("base/1/1259", Flavor::Pg15.table()));
     }
 
     #[test]
     fn wal_segments() {
         assert_eq!(
-            wal_segment_name("pg_wal/000000010000000000000003"),
+            wal_segment_name("pg_wal/000000010000000000000003", "pg_wal"),
             Some("000000010000000000000003")
         );
         assert_eq!(
-            wal_segment_name("pg_wal/000000010000000000000003.partial"),
+            wal_segment_name("pg_wal/000000010000000000000003.partial", "pg_wal"),
             Some("000000010000000000000003")
         );
-        assert_eq!(wal_segment_name("pg_wal/00000002.history"), None);
+        assert_eq!(wal_segment_name("pg_wal/00000002.history", "pg_wal"), None);
         assert_eq!(
-            wal_segment_name("pg_wal/archive_status/000000010000000000000003.done"),
+            wal_segment_name(
+                "pg_wal/archive_status/000000010000000000000003.done",
+                "pg_wal"
+            ),
             None
         );
         let seg: u32 = 16 << 20;
@@ -498,6 +436,7 @@ mod tests {
                 .map(String::from)
                 .collect(),
             source_history: history,
+            wal_dir: "pg_wal".into(),
             seg_size: seg,
         };
         let target_only = |n: &str| entry(&format!("pg_wal/{n}"), None, file(seg.into()), false);
@@ -530,7 +469,7 @@ mod tests {
             ),
         ];
         for (e, want) in cases {
-            let name = wal_segment_name(&e.path).unwrap();
+            let name = wal_segment_name(&e.path, "pg_wal").unwrap();
             assert_eq!(decide_wal_segment(&e, name, &w), want, "{}", e.path);
         }
         let source_only = entry(

@@ -208,10 +208,36 @@ fn wait_for(pg: &Pg, sock: &Path, sql: &str) -> Result<()> {
     bail!("timed out waiting for: {sql}")
 }
 
+/// The demo's two clusters: the old primary (the target) and the new one (the source), each
+/// with its socket directory.
+struct Pair {
+    old: PathBuf,
+    new: PathBuf,
+    old_sock: PathBuf,
+    new_sock: PathBuf,
+}
+
 fn scenario(pg: &Pg, work: &Path) -> Result<()> {
-    let (old, new) = (work.join("old-primary"), work.join("new-primary"));
-    let (old_sock, new_sock) = (work.join("old-sock"), work.join("new-sock"));
-    for s in [&old_sock, &new_sock] {
+    let pair = Pair {
+        old: work.join("old-primary"),
+        new: work.join("new-primary"),
+        old_sock: work.join("old-sock"),
+        new_sock: work.join("new-sock"),
+    };
+    make_pair(pg, &pair)?;
+    diverge(pg, &pair)?;
+    rebuild_and_verify(pg, &pair)
+}
+
+/// Steps 1–2: a primary with pgbench data and a streaming standby that caught up.
+fn make_pair(pg: &Pg, pair: &Pair) -> Result<()> {
+    let Pair {
+        old,
+        new,
+        old_sock,
+        new_sock,
+    } = pair;
+    for s in [old_sock, new_sock] {
         std::fs::create_dir_all(s)?;
         if pg.run_as.is_some() {
             Command::new("chown").arg("postgres:").arg(s).status()?;
@@ -231,8 +257,8 @@ fn scenario(pg: &Pg, work: &Path) -> Result<()> {
             "--no-sync",
         ],
     )?;
-    append(pg, &old.join("postgresql.conf"), &conf(&old, &old_sock))?;
-    start(pg, &old, &old_sock)?;
+    append(pg, &old.join("postgresql.conf"), &conf(old, old_sock))?;
+    start(pg, old, old_sock)?;
     pg.run(
         "pgbench",
         &[
@@ -246,7 +272,7 @@ fn scenario(pg: &Pg, work: &Path) -> Result<()> {
         ],
     )?;
     pg.sql(
-        &old_sock,
+        old_sock,
         "CREATE TABLE demo_after_split (id int primary key, side text)",
     )?;
     println!("2. standby: pg_basebackup -R, start, catch up");
@@ -267,24 +293,36 @@ fn scenario(pg: &Pg, work: &Path) -> Result<()> {
             "fast",
         ],
     )?;
-    append(pg, &new.join("postgresql.conf"), &conf(&new, &new_sock))?;
+    append(pg, &new.join("postgresql.conf"), &conf(new, new_sock))?;
     append(
         pg,
         &new.join("postgresql.auto.conf"),
         &format!("primary_conninfo = 'host={old_host} user=postgres'\n"),
     )?;
-    start(pg, &new, &new_sock)?;
-    let lsn = pg.sql(&old_sock, "SELECT pg_current_wal_lsn()")?;
+    start(pg, new, new_sock)?;
+    let lsn = pg.sql(old_sock, "SELECT pg_current_wal_lsn()")?;
     wait_for(
         pg,
-        &new_sock,
+        new_sock,
         &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"),
     )?;
+    Ok(())
+}
+
+/// Step 3: the standby is promoted and both sides write; the old primary stops.
+fn diverge(pg: &Pg, pair: &Pair) -> Result<()> {
+    let Pair {
+        old,
+        new_sock,
+        old_sock,
+        new,
+    } = pair;
+    let old_host = old_sock.to_string_lossy().to_string();
     println!("3. failover: promote the standby; both sides write");
     pg.run("pg_ctl", &["-D", &new.to_string_lossy(), "-w", "promote"])?;
-    wait_for(pg, &new_sock, "SELECT NOT pg_is_in_recovery()")?;
+    wait_for(pg, new_sock, "SELECT NOT pg_is_in_recovery()")?;
     pg.sql(
-        &new_sock,
+        new_sock,
         "INSERT INTO demo_after_split SELECT g, 'new primary' FROM generate_series(1, 500) g",
     )?;
     pg.run(
@@ -298,23 +336,35 @@ fn scenario(pg: &Pg, work: &Path) -> Result<()> {
             "postgres",
         ],
     )?;
-    pg.sql(&old_sock, "INSERT INTO demo_after_split SELECT g, 'old primary (lost)' FROM generate_series(1, 800) g")?;
+    pg.sql(old_sock, "INSERT INTO demo_after_split SELECT g, 'old primary (lost)' FROM generate_series(1, 800) g")?;
     pg.run("pgbench", &["-n", "-t", "300", "-h", &old_host, "postgres"])?;
     pg.sql(
-        &old_sock,
+        old_sock,
         "CREATE TABLE only_on_old_primary AS SELECT generate_series(1, 10000) g",
     )?;
     pg.run(
         "pg_ctl",
         &["-D", &old.to_string_lossy(), "-m", "fast", "-w", "stop"],
     )?;
+    Ok(())
+}
+
+/// Steps 4–6: gsbuild rebuilds the old primary, which then follows the new one with the same
+/// data.
+fn rebuild_and_verify(pg: &Pg, pair: &Pair) -> Result<()> {
+    let Pair {
+        old,
+        new_sock,
+        old_sock,
+        ..
+    } = pair;
     println!(
         "4. gsbuild -D {} --source-server 'host={} user=postgres' -R",
         old.display(),
         new_sock.display()
     );
     let mut opts = Options::new(
-        &old,
+        old,
         SourceSpec::Server(format!(
             "host={} user=postgres dbname=postgres",
             new_sock.display()
@@ -322,7 +372,7 @@ fn scenario(pg: &Pg, work: &Path) -> Result<()> {
     );
     opts.write_recovery_conf = true;
     let t = Instant::now();
-    let (plan, outcome) = gsbuild::execute::run(opts, &mut Say)?;
+    let (plan, outcome) = gsbuild::rewind::run(opts, &mut Say)?;
     let outcome =
         outcome.context("gsbuild found nothing to rewind, which the demo does not expect")?;
     println!(
@@ -335,17 +385,17 @@ fn scenario(pg: &Pg, work: &Path) -> Result<()> {
         plan.totals.source_bytes
     );
     println!("5. old primary starts as a standby of the new one and catches up");
-    start(pg, &old, &old_sock)?;
-    pg.sql(&new_sock, "CHECKPOINT")?;
-    let lsn = pg.sql(&new_sock, "SELECT pg_current_wal_lsn()")?;
+    start(pg, old, old_sock)?;
+    pg.sql(new_sock, "CHECKPOINT")?;
+    let lsn = pg.sql(new_sock, "SELECT pg_current_wal_lsn()")?;
     wait_for(
         pg,
-        &old_sock,
+        old_sock,
         &format!("SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '{lsn}'"),
     )?;
-    let (a, b) = (pg.sql(&new_sock, COMPARE)?, pg.sql(&old_sock, COMPARE)?);
+    let (a, b) = (pg.sql(new_sock, COMPARE)?, pg.sql(old_sock, COMPARE)?);
     let gone = pg.sql(
-        &old_sock,
+        old_sock,
         "SELECT count(*) FROM pg_class WHERE relname = 'only_on_old_primary'",
     )?;
     if a != b || gone != "0" {

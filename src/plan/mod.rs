@@ -1,13 +1,15 @@
 //! The plan: the boundary between deciding and doing. Built from the two file listings, the
 //! target's changed blocks and the divergence facts; immutable, sorted in execution order,
 //! serialisable (`--dry-run --format json`) and printable (`--dry-run`).
+//!
+//! Phase 5 builds it, phase 6 carries it out, the journal keeps it.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::filemap::{self, Action, FileEntry, FileKind, Policy, WalWindow};
+use crate::flavor::Flavor;
 use crate::lsn::{Lsn, TimeLineId};
 use crate::relpath::BLCKSZ;
 use crate::source::FetchRange;
-use crate::version::PgMajor;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -23,8 +25,30 @@ pub struct Divergence {
     pub source_tli: TimeLineId,
     /// The target's timeline.
     pub target_tli: TimeLineId,
-    /// How it was found: `timeline-history` or `checkpoint-crc` (same timeline on both sides).
-    pub method: String,
+    /// How it was found.
+    pub method: DivergenceMethod,
+}
+
+/// How the divergence point was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DivergenceMethod {
+    /// From the two timeline histories: where the source's history left the target's
+    /// timeline.
+    TimelineHistory,
+    /// Both sides on one timeline: the first record whose CRC differs after the last
+    /// checkpoint both have.
+    CheckpointCrc,
+}
+
+impl DivergenceMethod {
+    /// The name plans print (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DivergenceMethod::TimelineHistory => "timeline-history",
+            DivergenceMethod::CheckpointCrc => "checkpoint-crc",
+        }
+    }
 }
 
 /// The last checkpoint both sides share; recovery of the rebuilt target starts at its redo
@@ -98,8 +122,9 @@ fn merge_blocks(blocks: &[u32]) -> Vec<(u64, u64)> {
 /// Counts by action, and bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
-    /// Number of paths per action (`copy`, `copy_tail`, …).
-    pub actions: BTreeMap<String, u64>,
+    /// Number of paths per action (serialised by the actions' names, in name order).
+    #[serde(with = "action_counts")]
+    pub actions: BTreeMap<Action, u64>,
     /// Blocks copied individually.
     pub blocks: u64,
     /// Bytes copied from the source for files and blocks (WAL not included).
@@ -196,8 +221,9 @@ pub struct Plan {
     pub source: String,
     /// The target data directory.
     pub target: String,
-    /// PostgreSQL major version of both clusters.
-    pub major: PgMajor,
+    /// The flavor of both clusters (serialised as `major`, the PostgreSQL major number).
+    #[serde(rename = "major")]
+    pub flavor: Flavor,
     /// `None` when no rewind is required.
     pub divergence: Option<Divergence>,
     /// The last common checkpoint.
@@ -228,7 +254,7 @@ impl Plan {
         let _ = writeln!(
             s,
             "source: {}\ntarget: {}\nmajor: {}",
-            self.source, self.target, self.major
+            self.source, self.target, self.flavor
         );
         match &self.divergence {
             None => s.push_str("no rewind required\n"),
@@ -236,7 +262,9 @@ impl Plan {
                 let _ = writeln!(
                     s,
                     "servers diverged at WAL location {} on timeline {} ({})",
-                    d.lsn, d.tli, d.method
+                    d.lsn,
+                    d.tli,
+                    d.method.as_str()
                 );
             }
         }
@@ -283,13 +311,48 @@ impl Plan {
             t.bytes_to_copy,
             t.blocks,
             t.source_bytes,
-            t.actions
-                .iter()
+            action_counts::by_name(&t.actions)
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
         s
+    }
+}
+
+/// The per-action counts of [`Totals`], serialised as a map from the actions' names in name
+/// order (what the JSON plan has always had).
+mod action_counts {
+    use super::{action_name, Action, ACTIONS};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    /// The counts by name, in name order.
+    pub fn by_name(counts: &BTreeMap<Action, u64>) -> impl Iterator<Item = (&'static str, u64)> {
+        let named: BTreeMap<&'static str, u64> =
+            counts.iter().map(|(a, n)| (action_name(*a), *n)).collect();
+        named.into_iter()
+    }
+
+    pub fn serialize<S: Serializer>(
+        counts: &BTreeMap<Action, u64>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let named: BTreeMap<&'static str, u64> = by_name(counts).collect();
+        named.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Action, u64>, D::Error> {
+        BTreeMap::<String, u64>::deserialize(d)?
+            .into_iter()
+            .map(|(name, n)| {
+                ACTIONS
+                    .iter()
+                    .find(|a| action_name(**a) == name)
+                    .map(|a| (*a, n))
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown action \"{name}\"")))
+            })
+            .collect()
     }
 }
 
@@ -349,11 +412,9 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
     let mut counts = [0u64; ACTIONS.len()];
     let mut visit = |mut e: FileEntry| -> Result<()> {
         e.is_rel_main = is_rel_main(&e.path);
-        let action = match filemap::wal_segment_name(&e.path) {
+        let action = match filemap::wal_segment_name(&e.path, &wal.wal_dir) {
             Some(name) => filemap::decide_wal_segment(&e, name, wal),
-            None => {
-                filemap::decide_action(&e, policy).map_err(|err| Error::Usage(err.to_string()))?
-            }
+            None => filemap::decide_action(&e, policy)?,
         };
         let blocks = attached_blocks(&e, action, changed_blocks);
         if action == Action::None && blocks.is_empty() {
@@ -383,9 +444,7 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
     merge_listings(source, target, &mut visit)?;
     for (i, n) in counts.into_iter().enumerate() {
         if n > 0 {
-            totals
-                .actions
-                .insert(action_name(ACTIONS[i]).to_string(), n);
+            totals.actions.insert(ACTIONS[i], n);
         }
     }
     buckets[action_index(Action::Remove)].reverse();
@@ -501,219 +560,4 @@ fn attached_blocks(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lsn::XLogSegNo;
-
-    fn f(size: u64) -> FileKind {
-        FileKind::File { size }
-    }
-
-    #[test]
-    fn builds_sorted_plan_with_blocks() {
-        let b = u64::from(BLCKSZ);
-        let source = vec![
-            ("base".into(), FileKind::Dir),
-            ("base/5".into(), FileKind::Dir),
-            ("base/5/100".into(), f(4 * b)),
-            ("base/5/200".into(), f(2 * b)),
-            ("base/5/300".into(), f(8 * b)),
-            ("base/5/400".into(), f(b)),
-            ("base/6".into(), FileKind::Dir),
-            ("pg_wal".into(), FileKind::Dir),
-            ("pg_wal/000000010000000000000002".into(), f(16 << 20)),
-        ];
-        let target = vec![
-            ("base".into(), FileKind::Dir),
-            ("base/5".into(), FileKind::Dir),
-            ("base/5/100".into(), f(4 * b)),
-            ("base/5/200".into(), f(4 * b)),
-            ("base/5/300".into(), f(2 * b)),
-            ("base/7".into(), FileKind::Dir),
-            ("base/7/1".into(), f(b)),
-            ("pg_wal".into(), FileKind::Dir),
-            ("pg_wal/000000010000000000000001".into(), f(16 << 20)),
-            ("pg_wal/000000010000000000000002".into(), f(16 << 20)),
-            ("pg_wal/000000010000000000000003".into(), f(16 << 20)),
-        ];
-        let mut changed = HashMap::new();
-        changed.insert("base/5/100".to_string(), BTreeSet::from([0, 1, 3, 9]));
-        changed.insert("base/5/200".to_string(), BTreeSet::from([1, 3]));
-        changed.insert("base/5/300".to_string(), BTreeSet::from([1, 5]));
-        let wal = WalWindow {
-            first_segment: XLogSegNo(2),
-            stream_from: XLogSegNo(2),
-            required: Default::default(),
-            source_history: crate::timeline::parse_history("", TimeLineId(1)).unwrap(),
-            seg_size: 16 << 20,
-        };
-        let is_rel = |p: &str| p.starts_with("base/5/");
-        let input = FileMapInput {
-            source,
-            target,
-            changed_blocks: &changed,
-            is_rel_main: &is_rel,
-            policy: &Policy::default(),
-            wal: &wal,
-        };
-        let (files, totals) = build_files(input).unwrap();
-        let got: Vec<_> = files
-            .iter()
-            .map(|f| (action_name(f.action), f.path.as_str(), f.blocks.clone()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("create", "base/6", vec![]),
-                ("copy", "base/5/400", vec![]),
-                ("copy_tail", "base/5/300", vec![1]),
-                ("none", "base/5/100", vec![0, 1, 3]),
-                ("truncate", "base/5/200", vec![1]),
-                ("remove", "pg_wal/000000010000000000000003", vec![]),
-                ("remove", "pg_wal/000000010000000000000002", vec![]),
-                // Only the target has it, and recovery does not read it.
-                ("remove", "pg_wal/000000010000000000000001", vec![]),
-                ("remove", "base/7/1", vec![]),
-                ("remove", "base/7", vec![]),
-            ]
-        );
-        assert_eq!(totals.blocks, 5);
-        assert_eq!(totals.bytes_to_copy, b + 6 * b + 5 * b);
-        let r = files[3].ranges();
-        assert_eq!(
-            r.iter()
-                .map(|r| (r.offset / b, r.len / b))
-                .collect::<Vec<_>>(),
-            vec![(0, 2), (3, 1)]
-        );
-        assert_eq!(
-            files[2]
-                .ranges()
-                .iter()
-                .map(|r| (r.offset / b, r.len / b))
-                .collect::<Vec<_>>(),
-            vec![(1, 1), (2, 6)]
-        );
-    }
-
-    /// The merge gives what a map of every path, decided one by one and sorted by (action,
-    /// path; removals reversed), gives — duplicates included (the last listing wins).
-    #[test]
-    fn merge_matches_a_map_and_a_sort() {
-        let b = u64::from(BLCKSZ);
-        let mut source = Vec::new();
-        let mut target = Vec::new();
-        let mut x = 7u64;
-        let mut rnd = |n: u64| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 33) % n
-        };
-        for i in 0..3000u64 {
-            let path = match rnd(5) {
-                0 => format!("base/{}", rnd(20) + 1),
-                1 => format!("base/{}/{}_fsm", rnd(20) + 1, rnd(50) + 1),
-                2 => format!("pg_wal/0000000100000000000000{:02X}", rnd(8)),
-                _ => format!("base/{}/{}", rnd(20) + 1, rnd(50) + 1),
-            };
-            let kind = if path.matches('/').count() == 1 && path.starts_with("base") {
-                FileKind::Dir
-            } else {
-                f((rnd(4) + 1) * b)
-            };
-            match i % 3 {
-                0 => source.push((path, kind)),
-                1 => target.push((path, kind)),
-                _ => {
-                    source.push((path.clone(), kind.clone()));
-                    target.push((path, kind));
-                }
-            }
-        }
-        let mut changed = HashMap::new();
-        for r in 1..=50 {
-            changed.insert(format!("base/3/{r}"), BTreeSet::from([0, 1, 2, 3]));
-        }
-        let wal = WalWindow {
-            first_segment: XLogSegNo(3),
-            stream_from: XLogSegNo(3),
-            required: Default::default(),
-            source_history: crate::timeline::parse_history("", TimeLineId(1)).unwrap(),
-            seg_size: 16 << 20,
-        };
-        let is_rel = |p: &str| crate::relpath::is_main_fork_data_file(p);
-        let policy = Policy::default();
-        // The reference.
-        let mut map: HashMap<String, FileEntry> = HashMap::new();
-        for (p, k) in &source {
-            map.entry(p.clone())
-                .or_insert_with(|| FileEntry::new(p.clone()))
-                .source = Some(k.clone());
-        }
-        for (p, k) in &target {
-            map.entry(p.clone())
-                .or_insert_with(|| FileEntry::new(p.clone()))
-                .target = Some(k.clone());
-        }
-        let mut want = Vec::new();
-        for (_, mut e) in map {
-            e.is_rel_main = is_rel(&e.path);
-            let action = match filemap::wal_segment_name(&e.path) {
-                Some(name) => filemap::decide_wal_segment(&e, name, &wal),
-                None => filemap::decide_action(&e, &policy).unwrap(),
-            };
-            let blocks = attached_blocks(&e, action, &changed);
-            if action != Action::None || !blocks.is_empty() {
-                want.push((action, e.path, blocks));
-            }
-        }
-        want.sort_by(|a, b| {
-            a.0.cmp(&b.0).then_with(|| {
-                if a.0 == Action::Remove {
-                    b.1.cmp(&a.1)
-                } else {
-                    a.1.cmp(&b.1)
-                }
-            })
-        });
-        let (files, totals) = build_files(FileMapInput {
-            source,
-            target,
-            changed_blocks: &changed,
-            is_rel_main: &is_rel,
-            policy: &policy,
-            wal: &wal,
-        })
-        .unwrap();
-        let got: Vec<_> = files
-            .into_iter()
-            .map(|f| (f.action, f.path, f.blocks))
-            .collect();
-        assert_eq!(got, want);
-        assert_eq!(totals.actions.values().sum::<u64>(), want.len() as u64);
-        assert!(want.iter().any(|w| w.0 == Action::Remove));
-        assert!(want.iter().any(|w| !w.2.is_empty()));
-    }
-
-    #[test]
-    fn rejects_escaping_source_paths() {
-        let wal = WalWindow {
-            first_segment: XLogSegNo(2),
-            stream_from: XLogSegNo(2),
-            required: Default::default(),
-            source_history: crate::timeline::parse_history("", TimeLineId(1)).unwrap(),
-            seg_size: 16 << 20,
-        };
-        let changed = HashMap::new();
-        let input = FileMapInput {
-            source: vec![("../../etc/passwd".into(), f(1))],
-            target: vec![],
-            changed_blocks: &changed,
-            is_rel_main: &|_| false,
-            policy: &Policy::default(),
-            wal: &wal,
-        };
-        assert!(build_files(input).is_err());
-    }
-}
+mod tests;

@@ -7,8 +7,12 @@
 use crate::datadir;
 use crate::error::{Error, Result};
 use crate::source::ChunkSink;
+use file::{fsync_path, syncfs, OpenFile};
+pub use file::{give_to_owner_of, CreateModes};
+
+mod file;
 use std::collections::{BTreeSet, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -25,110 +29,8 @@ pub enum SyncMethod {
     None,
 }
 
-/// The permissions of what is created in a data directory, PostgreSQL's rule: directories 0700
-/// and files 0600, or 0750 and 0640 when the data directory itself allows group access
-/// (`initdb -g`). Applied explicitly, whatever the process umask: WAL and relation files hold
-/// row data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CreateModes {
-    /// Mode of new directories.
-    pub dir: u32,
-    /// Mode of new files.
-    pub file: u32,
-}
-
-impl CreateModes {
-    /// The modes for a data directory whose own mode is `dir_mode`.
-    pub fn for_dir_mode(dir_mode: u32) -> CreateModes {
-        if dir_mode & 0o750 == 0o750 {
-            CreateModes {
-                dir: 0o750,
-                file: 0o640,
-            }
-        } else {
-            CreateModes {
-                dir: 0o700,
-                file: 0o600,
-            }
-        }
-    }
-
-    /// The modes for `datadir`.
-    pub fn of(datadir: &Path) -> Result<CreateModes> {
-        let meta = fs::metadata(datadir).map_err(|e| Error::io("stat directory", datadir, e))?;
-        Ok(CreateModes::for_dir_mode(meta.mode()))
-    }
-
-    /// Gives `file`, just created at `path`, the file mode.
-    pub fn apply_to_file(&self, file: &File, path: &Path) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(self.file))
-            .map_err(|e| Error::io("change mode of", path, e))
-    }
-
-    /// Gives the directory at `path` the directory mode.
-    pub fn apply_to_dir(&self, path: &Path) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(self.dir))
-            .map_err(|e| Error::io("change mode of", path, e))
-    }
-}
-
 /// Files [`TargetDir`] keeps open at once.
 const OPEN_FILES: usize = 8;
-/// Writeback of a file's new data is started once this many bytes were written to it, so that
-/// the disk works during the copy and the final fsync has little left to do (PostgreSQL's
-/// `*_flush_after`).
-const WRITEBACK_AFTER: u64 = 1 << 20;
-
-/// A file open for writing, with the span written since its writeback was last started.
-struct OpenFile {
-    rel: String,
-    file: File,
-    /// `[from, to)` of the bytes written and not yet handed to writeback.
-    dirty: Option<(u64, u64)>,
-    dirty_bytes: u64,
-}
-
-impl OpenFile {
-    /// Notes a write of `len` bytes at `offset`; starts writeback of the dirty span when it
-    /// holds enough (`start`), or when `force`.
-    fn wrote(&mut self, offset: u64, len: u64, start: bool) {
-        let end = offset + len;
-        self.dirty = Some(match self.dirty {
-            Some((from, to)) => (from.min(offset), to.max(end)),
-            None => (offset, end),
-        });
-        self.dirty_bytes += len;
-        if start && self.dirty_bytes >= WRITEBACK_AFTER {
-            self.start_writeback();
-        }
-    }
-
-    /// Asks the kernel to start writing the dirty span back, without waiting: a hint, whose
-    /// failure changes nothing (the fsync at the end is what makes data durable).
-    fn start_writeback(&mut self) {
-        if let Some((from, to)) = self.dirty.take() {
-            #[cfg(target_os = "linux")]
-            {
-                use std::os::fd::AsRawFd;
-                // SAFETY: the descriptor is valid for the duration of the call.
-                unsafe {
-                    libc::sync_file_range(
-                        self.file.as_raw_fd(),
-                        from as libc::off64_t,
-                        (to - from) as libc::off64_t,
-                        libc::SYNC_FILE_RANGE_WRITE,
-                    );
-                }
-            }
-            #[cfg(not(target_os = "linux"))]
-            let _ = (from, to);
-        }
-        self.dirty_bytes = 0;
-    }
-}
-
 /// The target data directory, opened for writing.
 pub struct TargetDir {
     root: PathBuf,
@@ -421,15 +323,31 @@ impl TargetDir {
         Ok(())
     }
 
-    /// Writes a whole small file atomically: to a temporary name, fsynced, then renamed.
+    /// Writes a whole small file atomically: to a temporary name, then renamed over `rel`. It
+    /// is made durable with everything else ([`TargetDir::sync`]).
     pub fn write_file_atomic(&mut self, rel: &str, data: &[u8]) -> Result<()> {
+        self.replace(rel, data, false)
+    }
+
+    /// Replaces `rel` with `data` atomically and durably now, whatever the sync method: a
+    /// temporary file, fsynced, renamed over `rel`, then its directory fsynced. For the
+    /// journal and `pg_control`, whose order on disk is what makes a rebuild crash safe.
+    pub fn replace_durably(&mut self, rel: &str, data: &[u8]) -> Result<()> {
+        self.replace(rel, data, true)
+    }
+
+    /// The one way a whole file is replaced; `now`: durable before returning.
+    fn replace(&mut self, rel: &str, data: &[u8], now: bool) -> Result<()> {
         let full = self.path(rel)?;
         self.bytes_written += data.len() as u64;
         if self.dry_run {
             return Ok(());
         }
         self.close_open();
-        let tmp = full.with_extension("gsbuild-tmp");
+        let tmp = full.with_file_name(format!(
+            "{}.gsbuild-tmp",
+            full.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ));
         {
             let f = OpenOptions::new()
                 .write(true)
@@ -441,14 +359,51 @@ impl TargetDir {
             self.modes.apply_to_file(&f, &tmp)?;
             f.write_all_at(data, 0)
                 .map_err(|e| Error::io("write file", &tmp, e))?;
-            if self.sync != SyncMethod::None {
+            if now || self.sync != SyncMethod::None {
                 f.sync_all().map_err(|e| Error::io("fsync file", &tmp, e))?;
             }
         }
         self.chown(&tmp)?;
         fs::rename(&tmp, &full).map_err(|e| Error::io("rename file", &tmp, e))?;
-        self.touch(&full);
+        if now {
+            fsync_path(full.parent().unwrap_or(&self.root))?;
+        } else {
+            self.touch(&full);
+        }
         Ok(())
+    }
+
+    /// Renames `from` to `to` (both in the same directory) durably now.
+    pub fn rename_durably(&mut self, from: &str, to: &str) -> Result<()> {
+        let (src, dst) = (self.path(from)?, self.path(to)?);
+        if self.dry_run {
+            return Ok(());
+        }
+        self.close_open();
+        fs::rename(&src, &dst).map_err(|e| Error::io("rename file", &src, e))?;
+        fsync_path(dst.parent().unwrap_or(&self.root))
+    }
+
+    /// Removes the file `rel` (a missing one is fine) durably now.
+    pub fn remove_durably(&mut self, rel: &str) -> Result<()> {
+        self.remove_file(rel, true)?;
+        if self.dry_run {
+            return Ok(());
+        }
+        let full = self.path(rel)?;
+        fsync_path(full.parent().unwrap_or(&self.root))
+    }
+
+    /// Creates the directory `location` outside the data directory (a tablespace the source has
+    /// and the target lacks), with the data directory's directory mode and owner. A location
+    /// is absolute, checked by the caller to be empty or the rebuild's own.
+    pub fn create_location(&mut self, location: &Path) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        fs::create_dir_all(location).map_err(|e| Error::io("create directory", location, e))?;
+        self.modes.apply_to_dir(location)?;
+        self.chown(location)
     }
 
     /// Makes everything written since the last call durable, per the sync method: each
@@ -484,42 +439,6 @@ impl TargetDir {
     }
 }
 
-/// Gives `path` to the owner of `datadir` when running as root (new tablespace directories
-/// outside the data directory).
-pub fn give_to_owner_of(path: &Path, datadir: &Path) -> Result<()> {
-    let meta = fs::metadata(datadir).map_err(|e| Error::io("stat directory", datadir, e))?;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 && meta.uid() != 0 {
-        std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))
-            .map_err(|e| Error::io("change owner of", path, e))?;
-    }
-    Ok(())
-}
-
-fn fsync_path(p: &Path) -> Result<()> {
-    let f = match File::open(p) {
-        Ok(f) => f,
-        // Removed again after it was written (a file that vanished on the source).
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("open file", p, e)),
-    };
-    f.sync_all().map_err(|e| Error::io("fsync file", p, e))
-}
-
-fn syncfs(root: &Path) -> Result<()> {
-    let f = File::open(root).map_err(|e| Error::io("open directory", root, e))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is valid for the duration of the call.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(Error::io(
-            "synchronize file system for",
-            root,
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
-}
-
 impl ChunkSink for TargetDir {
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
         self.write_at(path, offset, data)
@@ -531,64 +450,4 @@ impl ChunkSink for TargetDir {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_and_refuses_escapes() {
-        let d = tempfile::tempdir().unwrap();
-        let mut t = TargetDir::new(d.path(), false, SyncMethod::Fsync).unwrap();
-        t.create_dir("base").unwrap();
-        t.write_at("base/1", 8192, b"abc").unwrap();
-        t.truncate("base/1", 8194).unwrap();
-        assert_eq!(fs::metadata(d.path().join("base/1")).unwrap().len(), 8194);
-        t.write_file_atomic("backup_label", b"x").unwrap();
-        assert!(t.write_at("../escape", 0, b"x").is_err());
-        assert!(t.write_at("/tmp/escape", 0, b"x").is_err());
-        t.sync().unwrap();
-        t.remove_file("base/1", false).unwrap();
-        t.remove_dir("base").unwrap();
-        assert!(!d.path().join("base").exists());
-        assert_eq!(t.bytes_written(), 4);
-    }
-
-    #[test]
-    fn never_writes_through_symlinks() {
-        let d = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let root = d.path();
-        fs::write(outside.path().join("f"), b"outside").unwrap();
-        std::os::unix::fs::symlink(outside.path(), root.join("evil")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("f"), root.join("flink")).unwrap();
-        fs::create_dir_all(root.join("pg_tblspc")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), root.join("pg_tblspc/16385")).unwrap();
-        let mut t = TargetDir::new(root, false, SyncMethod::None).unwrap();
-        let e = t.write_at("evil/x", 0, b"x").unwrap_err().to_string();
-        assert!(
-            e.contains("\"evil\" in the target is a symbolic link"),
-            "{e}"
-        );
-        assert!(t.truncate("evil/f", 0).is_err());
-        assert!(t.create_dir("evil/d").is_err());
-        assert!(t.remove_file("evil/f", false).is_err());
-        assert!(t.write_file_atomic("evil/label", b"x").is_err());
-        assert!(t.write_at("flink", 0, b"x").is_err());
-        assert!(t.write_file_atomic("flink", b"replaced").is_ok());
-        assert_eq!(fs::read(outside.path().join("f")).unwrap(), b"outside");
-        assert!(!outside.path().join("x").exists() && !outside.path().join("d").exists());
-        // Tablespaces are symbolic links by design.
-        t.write_at("pg_tblspc/16385/PG_15_1", 0, b"ts").unwrap();
-        assert!(outside.path().join("PG_15_1").is_file());
-    }
-
-    #[test]
-    fn dry_run_writes_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let mut t = TargetDir::new(d.path(), true, SyncMethod::Fsync).unwrap();
-        t.create_dir("base").unwrap();
-        t.write_at("base/1", 0, b"abc").unwrap();
-        t.sync().unwrap();
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
-        assert_eq!(t.bytes_written(), 3);
-    }
-}
+mod tests;

@@ -1,0 +1,189 @@
+//! Phase 2, the source: open it (a server by connection string or the target's own
+//! `primary_conninfo`, a stopped data directory, or the caller's own), read its control file,
+//! and check that the two clusters fit — same flavor, same system, checksums or
+//! `wal_log_hints` on the target, `full_page_writes` on the source, not the same directory.
+
+use super::options::{Options, SourceSpec};
+use crate::cluster::TargetCluster;
+use crate::conninfo::ConnInfo;
+use crate::control::{ControlFile, DbState};
+use crate::error::{Error, Result};
+use crate::reporter::Reporter;
+use crate::source::local::LocalSource;
+use crate::source::server::ServerSource;
+use crate::source::Source;
+use std::path::Path;
+
+/// The source, opened and checked.
+pub(crate) struct Connected {
+    /// Where everything is copied from.
+    pub source: Box<dyn Source + Send>,
+    /// Its connection settings, for a server (what `-R` writes).
+    pub conninfo: Option<ConnInfo>,
+    /// Its control file as read before anything was copied (phase 3 takes the source's redo
+    /// point from it; see `RecoveryStart::earlier_of`).
+    pub control: ControlFile,
+}
+
+/// Opens the source (the caller's `given` one, else what `opts.source` names; `peer` is set to
+/// its description, for errors) and checks it against `target`.
+pub(super) fn open(
+    opts: &Options,
+    given: Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
+    target: &mut TargetCluster,
+    rep: &mut dyn Reporter,
+) -> Result<Connected> {
+    let mut conn = open_unchecked(opts, given, peer, target, rep)?;
+    check_compatible(opts, target.control(), &conn.control, conn.source.as_mut())?;
+    if opts.write_recovery_conf && conn.conninfo.is_none() {
+        return Err(Error::Usage(
+            "--write-recovery-conf requires --source-server".into(),
+        ));
+    }
+    Ok(conn)
+}
+
+/// The source, opened but not checked, and its control file (for a run that only has to say
+/// that an earlier one completed).
+pub(super) fn open_unchecked(
+    opts: &Options,
+    given: Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
+    target: &mut TargetCluster,
+    rep: &mut dyn Reporter,
+) -> Result<Connected> {
+    let (mut source, conninfo) = match given {
+        Some(source) => (source, None),
+        None => open_source(opts, target, rep)?,
+    };
+    *peer = Some(source.describe());
+    let control = source_control(source.as_mut(), target)?;
+    Ok(Connected {
+        source,
+        conninfo,
+        control,
+    })
+}
+
+/// The source's control file.
+fn source_control(source: &mut dyn Source, target: &TargetCluster) -> Result<ControlFile> {
+    ControlFile::decode(&source.fetch_file(target.flavor().table().control_file)?).map_err(|kind| {
+        Error::Control {
+            path: format!("{} global/pg_control", source.describe()).into(),
+            kind,
+        }
+    })
+}
+
+fn open_source(
+    opts: &Options,
+    target: &mut TargetCluster,
+    rep: &mut dyn Reporter,
+) -> Result<(Box<dyn Source + Send>, Option<ConnInfo>)> {
+    let connstr = match &opts.source {
+        SourceSpec::Local(dir) => {
+            let mut local = LocalSource::new(dir);
+            local.set_jobs(opts.jobs);
+            return Ok((Box::new(local), None));
+        }
+        SourceSpec::Server(s) => s.clone(),
+        SourceSpec::PrimaryConninfo => match target.setting("primary_conninfo")? {
+            Some(s) => s,
+            None => {
+                return Err(Error::Usage(format!(
+                    "no source given and \"{}\" has no primary_conninfo: use --source-server CONNSTR or --source-pgdata DIRECTORY",
+                    opts.target.display()
+                )))
+            }
+        },
+    };
+    let info = ConnInfo::resolve(&connstr, &opts.env).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut server = ServerSource::connect(info.clone(), opts.env.clone(), opts.client)?;
+    server.set_jobs(opts.jobs);
+    rep.step("connected to server");
+    Ok((Box::new(server), Some(info)))
+}
+
+fn check_compatible(
+    opts: &Options,
+    target: &ControlFile,
+    source: &ControlFile,
+    src: &mut dyn Source,
+) -> Result<()> {
+    // The flavor first: clusters of two majors do not share a system identifier (even
+    // pg_upgrade's new cluster has initdb's own), and "PostgreSQL 16 vs 15" says more than two
+    // identifiers would.
+    if target.pg_control_version != source.pg_control_version
+        || target.catalog_version_no != source.catalog_version_no
+    {
+        return Err(Error::Incompatible(format!(
+            "clusters are not compatible: source is PostgreSQL {} (catalog version {}), target is PostgreSQL {} (catalog version {})",
+            source.flavor, source.catalog_version_no, target.flavor, target.catalog_version_no
+        )));
+    }
+    if target.system_identifier != source.system_identifier {
+        return Err(Error::Incompatible(format!(
+            "source and target clusters are from different systems (system identifiers {} and {})",
+            source.system_identifier, target.system_identifier
+        )));
+    }
+    if target.data_checksum_version == 0 && !target.wal_log_hints {
+        return Err(Error::Incompatible(
+            "target server needs to use either data checksums or \"wal_log_hints = on\"".into(),
+        ));
+    }
+    match &opts.source {
+        SourceSpec::Local(dir) => check_stopped_source(dir, &opts.target, source),
+        _ => check_running_source(src, &opts.target),
+    }
+}
+
+/// A stopped data directory as the source: another directory, cleanly shut down, with
+/// full-page writes.
+fn check_stopped_source(dir: &Path, target: &Path, source: &ControlFile) -> Result<()> {
+    if same_dir(dir, target) {
+        return Err(Error::Usage(format!(
+            "source and target data directory are the same (\"{}\")",
+            target.display()
+        )));
+    }
+    if !matches!(
+        source.state,
+        DbState::ShutDown | DbState::ShutDownInRecovery
+    ) || crate::pgserver::is_running(dir)
+    {
+        return Err(Error::Incompatible(
+            "source data directory must be shut down cleanly".into(),
+        ));
+    }
+    if !source.checkpoint_copy.full_page_writes {
+        return Err(Error::Incompatible(
+            "full_page_writes must be enabled in the source server".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A live server as the source: its settings and identity over SQL.
+fn check_running_source(src: &mut dyn Source, target: &Path) -> Result<()> {
+    let fpw = src.setting("full_page_writes")?;
+    if fpw.as_deref() != Some("on") {
+        return Err(Error::Incompatible(
+            "full_page_writes must be enabled in the source server".into(),
+        ));
+    }
+    if let Some(dir) = src.setting("data_directory")? {
+        if same_dir(Path::new(&dir), target) {
+            return Err(Error::Usage("source and target cluster are the same (the source server runs on the target data directory)".into()));
+        }
+    }
+    Ok(())
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}

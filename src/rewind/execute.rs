@@ -1,0 +1,190 @@
+//! Phase 6, carrying out the plan: tablespace locations checked, the journal made durable and
+//! `pg_control` moved aside (the point of no return, [`crate::journal`]); directories and
+//! symlinks, truncations and removals; then every byte range (whole files, tails, changed
+//! blocks) in one batch through the source, with the source's WAL streamed alongside
+//! ([`crate::transfer`]). Every step is idempotent, so that a resumed run can do it again over
+//! a partly done target.
+
+use super::prepared::Prepared;
+use crate::datadir::FileKind;
+use crate::error::{Error, Result};
+use crate::filemap::Action;
+use crate::journal::{self, HistoryEntry, Journal};
+use crate::plan::{Plan, PlannedFile};
+use crate::reporter::Reporter;
+use crate::source::FetchRange;
+use crate::target::TargetDir;
+use crate::transfer::{self, Transferred};
+use std::path::{Path, PathBuf};
+
+/// Phase 6 for `prep`: returns what the transfer did. The journal it leaves says the file
+/// actions are done; phase 7 removes it.
+pub(super) fn run(
+    prep: &mut Prepared,
+    target: &mut TargetDir,
+    rep: &mut dyn Reporter,
+) -> Result<Transferred> {
+    let plan = &prep.plan;
+    let wal_start = plan.wal.as_ref().map(|w| w.start).unwrap_or_default();
+    // Every tablespace location is checked before anything is written, so a refused one
+    // leaves the target as it was. A resumed run accepts the locations it created itself.
+    let created_before: &[String] = prep
+        .resume
+        .as_ref()
+        .map(|j| j.tablespace_locations.as_slice())
+        .unwrap_or(&[]);
+    let mapping = &prep.settings.tablespace_mapping;
+    let creates: Vec<(&PlannedFile, Option<String>)> = plan
+        .files
+        .iter()
+        .filter(|f| f.action == Action::Create)
+        .map(|f| match &f.source {
+            Some(FileKind::Symlink { target: link }) => {
+                tablespace_location(mapping, &f.path, link, created_before)
+                    .map(|loc| (f, Some(loc)))
+            }
+            _ => Ok((f, None)),
+        })
+        .collect::<Result<_>>()?;
+    let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
+    let files_done = prep.resume.as_ref().is_some_and(|j| j.files_done);
+    if !files_done {
+        prep.source.check_ranges(&ranges)?;
+    }
+    let locations = creates.iter().filter_map(|(_, l)| l.clone()).collect();
+    let resumed = prep.resume.take();
+    let mut journal = point_of_no_return(resumed, prep, locations, target)?;
+    let history = &prep.source_history;
+    let seg_size = prep.target.seg_size();
+    if files_done {
+        rep.step("file changes were completed by an earlier run");
+        // Only the WAL, to where the source is now.
+        let t = transfer::copy_and_stream(
+            prep.source.as_mut(),
+            target,
+            &[],
+            wal_start,
+            history,
+            seg_size,
+            rep,
+        )?;
+        return Ok(t);
+    }
+    prepare_files(&prep.plan, creates, target)?;
+    // Every byte range in one batch through the source, the WAL alongside.
+    let t = transfer::copy_and_stream(
+        prep.source.as_mut(),
+        target,
+        &ranges,
+        wal_start,
+        history,
+        seg_size,
+        rep,
+    )?;
+    // Durable before the journal says so: a resumed run skips them.
+    target.sync()?;
+    journal.files_done = true;
+    journal::write(target, &journal)?;
+    Ok(t)
+}
+
+/// The journal of this rebuild (a resumed one's, run count and plan brought up to date), made
+/// durable, and `pg_control` set aside: from here on the target refuses to start until the
+/// rebuild finishes.
+fn point_of_no_return(
+    resumed: Option<Box<Journal>>,
+    prep: &Prepared,
+    tablespace_locations: Vec<String>,
+    target: &mut TargetDir,
+) -> Result<Journal> {
+    if let Some(mut j) = resumed {
+        j.runs += 1;
+        // A resumed run may start recovery earlier than the run before (see resume::prepare);
+        // the journal keeps what replay must cover.
+        j.plan = prep.plan.clone();
+        journal::write(target, &j)?;
+        return Ok(*j);
+    }
+    let j = Journal {
+        format: journal::FORMAT,
+        gsbuild: env!("CARGO_PKG_VERSION").into(),
+        started: chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        runs: 1,
+        source: prep.plan.source.clone(),
+        system_identifier: prep.target.system_identifier(),
+        seg_size: prep.target.seg_size(),
+        original_control_crc: prep.target.control_crc(),
+        checked_record: prep.checked,
+        source_history: HistoryEntry::from_history(&prep.source_history),
+        tablespace_locations,
+        files_done: false,
+        plan: prep.plan.clone(),
+    };
+    journal::begin(target, &j)?;
+    Ok(j)
+}
+
+/// Directories and symlinks, truncations and removals (deepest paths first, from the plan's
+/// order), and whole files emptied, before the copy. Removals come before it because the WAL
+/// stream may write a segment file of the same name as one the plan removes.
+fn prepare_files(
+    plan: &Plan,
+    creates: Vec<(&PlannedFile, Option<String>)>,
+    target: &mut TargetDir,
+) -> Result<()> {
+    for (f, location) in creates {
+        match location {
+            Some(loc) => {
+                target.create_location(Path::new(&loc))?;
+                target.create_symlink(&f.path, &loc)?
+            }
+            None => target.create_dir(&f.path)?,
+        }
+        crate::failpoint::hit("create");
+    }
+    for f in &plan.files {
+        match (f.action, &f.target) {
+            (Action::Truncate, _) => {
+                target.truncate(&f.path, f.source.as_ref().map(FileKind::size).unwrap_or(0))?
+            }
+            (Action::Remove, Some(FileKind::Dir)) => target.remove_dir(&f.path)?,
+            (Action::Remove, _) => target.remove_file(&f.path, true)?,
+            _ => continue,
+        }
+        crate::failpoint::hit("truncate-remove");
+    }
+    for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
+        target.truncate(&f.path, 0)?;
+    }
+    Ok(())
+}
+
+/// Where a tablespace the target lacks is created: the source's location, or its mapping. The
+/// location must not hold anything yet — on the same machine it may be the source's own
+/// tablespace, and writing the target's files into it would destroy the source.
+fn tablespace_location(
+    mapping: &[(PathBuf, PathBuf)],
+    path: &str,
+    link: &str,
+    created_before: &[String],
+) -> Result<String> {
+    let mapped = mapping
+        .iter()
+        .find(|(from, _)| Path::new(link) == from.as_path())
+        .map(|(_, to)| to.display().to_string())
+        .unwrap_or_else(|| link.to_string());
+    if created_before.contains(&mapped) {
+        return Ok(mapped);
+    }
+    let in_use = std::fs::read_dir(&mapped)
+        .map(|mut rd| rd.next().is_some())
+        .unwrap_or(false);
+    if in_use {
+        return Err(Error::Usage(format!(
+            "directory \"{mapped}\" for tablespace \"{path}\" exists and is not empty; give it another location with --tablespace-mapping={link}=NEWDIR"
+        )));
+    }
+    Ok(mapped)
+}

@@ -1,0 +1,54 @@
+//! Phase 1, the target as it is: not running, its control file valid, shut down cleanly — a
+//! target that was not is first taken through single-user crash recovery, as pg_rewind does
+//! (the one write of phases 1–5, which `ensure_shutdown = false` refuses).
+
+use super::options::Options;
+use crate::cluster::TargetCluster;
+use crate::control::DbState;
+use crate::error::{Error, Result};
+use crate::pgserver;
+use crate::reporter::Reporter;
+
+/// The target, stopped and shut down cleanly.
+pub(super) fn target(opts: &Options, rep: &mut dyn Reporter) -> Result<TargetCluster> {
+    if pgserver::is_running(&opts.target) {
+        return Err(Error::Incompatible(format!(
+            "target server must be shut down cleanly (a postmaster is running on \"{}\")",
+            opts.target.display()
+        )));
+    }
+    let target = TargetCluster::open(&opts.target, opts.config_file.as_deref())?;
+    let state = target.control().state;
+    if shut_down(state) {
+        return Ok(target);
+    }
+    if !opts.ensure_shutdown {
+        return Err(Error::Incompatible(format!(
+            "target server must be shut down cleanly (state \"{}\")",
+            state.as_str()
+        )));
+    }
+    if opts.dry_run {
+        return Err(Error::Incompatible(format!(
+            "target server must be shut down cleanly (state \"{}\"); a dry run does not run crash recovery, which writes to the target",
+            state.as_str()
+        )));
+    }
+    let postgres = pgserver::find_postgres(opts.postgres.as_deref(), target.flavor().number())?;
+    rep.info(&format!(
+        "executing \"{}\" for target server to complete crash recovery",
+        postgres.display()
+    ));
+    pgserver::crash_recovery(&postgres, &opts.target, opts.config_file.as_deref())?;
+    let target = TargetCluster::open(&opts.target, opts.config_file.as_deref())?;
+    if !shut_down(target.control().state) {
+        return Err(Error::Incompatible(
+            "target server must be shut down cleanly".into(),
+        ));
+    }
+    Ok(target)
+}
+
+fn shut_down(state: DbState) -> bool {
+    matches!(state, DbState::ShutDown | DbState::ShutDownInRecovery)
+}
