@@ -144,6 +144,23 @@ impl TargetCluster {
             .map(str::to_string))
     }
 
+    /// The directory a tablespace holds for this cluster (openGauss names the node in it:
+    /// `pgxc_node_name` of its configuration).
+    pub fn tablespace_dir(&mut self) -> Result<String> {
+        let node = match self.flavor().product() {
+            crate::flavor::Product::OpenGauss => {
+                self.setting("pgxc_node_name")?.ok_or_else(|| Error::Usage(format!(
+                    "\"{}\" has no pgxc_node_name in its configuration, which names its tablespace directories",
+                    self.path.display()
+                )))?
+            }
+            crate::flavor::Product::PostgreSql => String::new(),
+        };
+        Ok(self
+            .flavor()
+            .tablespace_version_dir(self.control.catalog_version_no, &node))
+    }
+
     /// Whether a postmaster runs on the data directory.
     pub fn is_running(&self) -> bool {
         crate::pgserver::is_running(&self.path)

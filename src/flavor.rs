@@ -16,12 +16,15 @@ use std::fmt;
 pub enum Product {
     /// PostgreSQL.
     PostgreSql,
+    /// openGauss (its `gs_ctl build` is what gsbuild replaces there).
+    OpenGauss,
 }
 
 /// A supported database: product and major version. Not ordered: what differs between two
-/// flavors is a capability of each, never "newer than".
+/// flavors is a capability of each, never "newer than". Serialised as the major's number for
+/// PostgreSQL (`15`) and as `"opengauss"` for openGauss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "u32", try_from = "u32")]
+#[serde(into = "FlavorName", try_from = "FlavorName")]
 pub enum Flavor {
     /// PostgreSQL 14.
     Pg14,
@@ -33,6 +36,9 @@ pub enum Flavor {
     Pg17,
     /// PostgreSQL 18.
     Pg18,
+    /// openGauss 2.1 to 7.0 (`pg_control` version 923, catalog 201611171, the block
+    /// references with `last_lsn` that 2.1 introduced).
+    OpenGauss,
 }
 
 /// Bits of `XLogRecordBlockImageHeader.bimg_info` for one flavor.
@@ -117,7 +123,7 @@ struct Row {
 }
 
 /// The table, in the enum's declaration order.
-const ROWS: [Row; 5] = [
+const ROWS: [Row; 6] = [
     Row {
         flavor: Flavor::Pg14,
         product: Product::PostgreSql,
@@ -194,6 +200,24 @@ const ROWS: [Row; 5] = [
         control_char_signedness: true,
         min_recovery_tli_rule: true,
     },
+    Row {
+        flavor: Flavor::OpenGauss,
+        product: Product::OpenGauss,
+        // openGauss reports itself as PostgreSQL 9.2 (`server_version_num` 90204).
+        number: 923,
+        wal_page_magic: 0xD074,
+        control_version: 923,
+        catversion: (201_611_171, 201_611_171),
+        // Its images carry no `bimg_info` (see its own block decoder); its database records
+        // use 9.2's codes.
+        bimg: BIMG_14,
+        dbase: DBASE_14,
+        checkpoint_redo_record: false,
+        custom_rmgrs: false,
+        checkpoint_wal_level: false,
+        control_char_signedness: false,
+        min_recovery_tli_rule: false,
+    },
 ];
 
 /// What a product names and queries the same way in all its majors.
@@ -212,6 +236,9 @@ pub struct ProductTable {
     /// Files never copied and removed from the target, matched by their whole path
     /// (`excludeFiles`); a name starting with [`ProductTable::excluded_prefix`] too.
     pub excluded_files: &'static [&'static str],
+    /// Paths never copied and removed from the target when they contain one of these
+    /// (openGauss's `excludeFiles` matches by substring).
+    pub excluded_substrings: &'static [&'static str],
     /// File name prefix of excluded files (`pg_internal.init`, `pg_internal.init.1234`).
     pub excluded_prefix: &'static str,
     /// Directory name prefix of temporary files, excluded at any depth.
@@ -277,6 +304,7 @@ const POSTGRESQL: ProductTable = ProductTable {
         "postmaster.pid",
         "postmaster.opts",
     ],
+    excluded_substrings: &[],
     excluded_prefix: "pg_internal.init",
     temp_prefix: "pgsql_tmp",
     config_files: &[
@@ -322,18 +350,92 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
     auto_conf: "postgresql.auto.conf",
 };
 
+const OPENGAUSS: ProductTable = ProductTable {
+    name: "openGauss",
+    wal_dir: "pg_xlog",
+    control_file: "global/pg_control",
+    record_header_len: 32,
+    excluded_dir_contents: &[
+        "pg_stat_tmp",
+        "pg_notify",
+        "pg_serial",
+        "pg_snapshots",
+    ],
+    excluded_files: &["backup_label", "tablespace_map", "gsbuild.pid"],
+    // gs_rewind's list: what a node keeps of its own, and what a build writes.
+    excluded_substrings: &[
+        "postmaster.pid",
+        "postmaster.opts",
+        "postgresql.conf",
+        "pg_ctl.lock",
+        "build_completed.start",
+        "build_completed.done",
+        "gs_build.pid",
+        "gaussdb.state",
+        "pg_replslot",
+        "pg_errorinfo",
+        "pg_location",
+        "pg_copydir",
+        "config_exec_params",
+        "delay_xlog_recycle",
+        "delay_ddl_recycle",
+        "pg_rewind_bak",
+        "pg_rewind_filemap",
+        "barrier_lsn",
+        "pg_dw",
+        "server.crt",
+        "server.key",
+        "cacert.pem",
+        "client.crt",
+        "client.key",
+        "pg_hba.conf.old",
+        "rewind_lable",
+    ],
+    excluded_prefix: "pg_internal.init",
+    temp_prefix: "pgsql_tmp",
+    config_files: &["pg_hba.conf", "pg_ident.conf"],
+    session_setup: "SET xc_maintenance_mode to on; SET session_timeout = 0; SET statement_timeout = 0",
+    list_files: "\
+SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_target
+  FROM (SELECT * FROM pg_stat_file_recursive('.')) AS files
+  LEFT OUTER JOIN pg_tablespace ON files.path ~ '^pg_tblspc/' AND oid::text = files.filename",
+    fetch_ranges: "SELECT path, begin, pg_read_binary_file(path, begin, len, true) FROM (VALUES {}) AS x(path, begin, len)",
+    read_file_range: "SELECT pg_read_binary_file($1, $2, $3, true)",
+    read_file: "SELECT pg_read_binary_file($1)",
+    setting: "SELECT current_setting($1)",
+    wal_segment_size: "SELECT 16777216::int8",
+    wal_position: "SELECT gs_current_xlog_insert_end_location()",
+    identify_system: "IDENTIFY_SYSTEM",
+    timeline_history: |tli| format!("TIMELINE_HISTORY {tli}"),
+    start_replication: |start, _| format!("START_REPLICATION {start}"),
+    backup_method: "gs_rewind",
+    standby_signal: "",
+    auto_conf: "",
+};
+
 impl Product {
     /// What the product names and queries alike in all its majors.
     pub fn table(self) -> &'static ProductTable {
         match self {
             Product::PostgreSql => &POSTGRESQL,
+            Product::OpenGauss => &OPENGAUSS,
         }
     }
 }
 
 impl Flavor {
     /// Every supported flavor, in table order.
-    pub const ALL: [Flavor; 5] = [
+    pub const ALL: [Flavor; 6] = [
+        Flavor::Pg14,
+        Flavor::Pg15,
+        Flavor::Pg16,
+        Flavor::Pg17,
+        Flavor::Pg18,
+        Flavor::OpenGauss,
+    ];
+
+    /// The PostgreSQL majors, oldest first.
+    pub const POSTGRESQL: [Flavor; 5] = [
         Flavor::Pg14,
         Flavor::Pg15,
         Flavor::Pg16,
@@ -356,9 +458,17 @@ impl Flavor {
         self.product().table()
     }
 
-    /// The major version as a number (14..=18).
+    /// The major version as a number (14..=18; openGauss: 923, its control file version).
     pub fn number(self) -> u32 {
         self.row().number
+    }
+
+    /// The product and version for people: "PostgreSQL 15", "openGauss".
+    pub fn name(self) -> String {
+        match self.product() {
+            Product::PostgreSql => format!("PostgreSQL {}", self.number()),
+            Product::OpenGauss => "openGauss".into(),
+        }
     }
 
     /// The PostgreSQL major with this number, if supported.
@@ -453,32 +563,54 @@ impl Flavor {
         self.table().record_header_len
     }
 
-    /// The directory a tablespace holds for this flavor's clusters: `PG_<major>_<catversion>`
-    /// (`TABLESPACE_VERSION_DIRECTORY`).
-    pub fn tablespace_version_dir(self, catalog_version: u32) -> String {
-        format!("PG_{}_{catalog_version}", self.number())
+    /// The directory a tablespace holds for this flavor's clusters (`TABLESPACE_VERSION_DIRECTORY`):
+    /// `PG_<major>_<catversion>`; openGauss's names the node too, `PG_9.2_<catversion>_<node>`.
+    pub fn tablespace_version_dir(self, catalog_version: u32, node_name: &str) -> String {
+        match self.product() {
+            Product::PostgreSql => format!("PG_{}_{catalog_version}", self.number()),
+            Product::OpenGauss => format!("PG_9.2_{catalog_version}_{node_name}"),
+        }
     }
 }
 
-impl From<Flavor> for u32 {
-    fn from(f: Flavor) -> u32 {
-        f.number()
+/// How a flavor is written in plans and journals: the PostgreSQL major's number, or a name.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum FlavorName {
+    Number(u32),
+    Name(String),
+}
+
+impl From<Flavor> for FlavorName {
+    fn from(f: Flavor) -> FlavorName {
+        match f.product() {
+            Product::PostgreSql => FlavorName::Number(f.number()),
+            Product::OpenGauss => FlavorName::Name("opengauss".into()),
+        }
     }
 }
 
-impl TryFrom<u32> for Flavor {
+impl TryFrom<FlavorName> for Flavor {
     type Error = String;
 
-    fn try_from(n: u32) -> Result<Flavor, String> {
-        Flavor::from_number(n)
-            .ok_or_else(|| format!("PostgreSQL {n} is not a supported major (14–18)"))
+    fn try_from(n: FlavorName) -> Result<Flavor, String> {
+        match n {
+            FlavorName::Number(n) => Flavor::from_number(n)
+                .ok_or_else(|| format!("PostgreSQL {n} is not a supported major (14–18)")),
+            FlavorName::Name(s) if s == "opengauss" => Ok(Flavor::OpenGauss),
+            FlavorName::Name(s) => Err(format!("\"{s}\" is not a supported database")),
+        }
     }
 }
 
 impl fmt::Display for Flavor {
-    /// The major's number, as PostgreSQL's own messages name it ("PostgreSQL 15").
+    /// The major's number, as PostgreSQL's own messages name it ("PostgreSQL 15"); openGauss
+    /// by name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.number())
+        match self.product() {
+            Product::PostgreSql => write!(f, "{}", self.number()),
+            Product::OpenGauss => write!(f, "openGauss"),
+        }
     }
 }
 
@@ -490,13 +622,22 @@ mod tests {
     fn table_is_in_enum_order() {
         for (i, m) in Flavor::ALL.iter().enumerate() {
             assert_eq!(ROWS[i].flavor, *m);
-            assert_eq!(Flavor::from_number(m.number()), Some(*m));
+            let by_number = (m.product() == Product::PostgreSql).then_some(*m);
+            assert_eq!(Flavor::from_number(m.number()), by_number);
             assert_eq!(Flavor::from_wal_page_magic(m.wal_page_magic()), Some(*m));
         }
     }
 
     #[test]
     fn serialises_as_the_number() {
+        assert_eq!(
+            serde_json::to_string(&Flavor::OpenGauss).unwrap(),
+            "\"opengauss\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Flavor>("\"opengauss\"").unwrap(),
+            Flavor::OpenGauss
+        );
         assert_eq!(serde_json::to_string(&Flavor::Pg15).unwrap(), "15");
         assert_eq!(serde_json::from_str::<Flavor>("18").unwrap(), Flavor::Pg18);
         assert!(serde_json::from_str::<Flavor>("13").is_err());
@@ -513,6 +654,10 @@ mod tests {
         assert_eq!(Flavor::from_control(1700, 202107181), None);
         assert_eq!(Flavor::from_control(1201, 201909212), None);
         assert_eq!(Flavor::from_control(1300, 202007201), None);
+        assert_eq!(
+            Flavor::from_control(923, 201611171),
+            Some(Flavor::OpenGauss)
+        );
     }
 
     #[test]
@@ -524,6 +669,14 @@ mod tests {
             Some("0000000100000000000000A1")
         );
         assert_eq!(f.wal_file_name("pg_walx/1"), None);
-        assert_eq!(f.tablespace_version_dir(202307071), "PG_16_202307071");
+        assert_eq!(f.tablespace_version_dir(202307071, "n"), "PG_16_202307071");
+        assert_eq!(
+            Flavor::OpenGauss.tablespace_version_dir(201611171, "dn_6001"),
+            "PG_9.2_201611171_dn_6001"
+        );
+        assert_eq!(
+            Flavor::OpenGauss.wal_path("000000010000000000000004"),
+            "pg_xlog/000000010000000000000004"
+        );
     }
 }

@@ -51,7 +51,7 @@ pub fn check_control(data: &[u8]) {
         }
         Err(_) => {}
     }
-    for flavor in Flavor::ALL {
+    for flavor in Flavor::POSTGRESQL {
         if let Ok(cp) = CheckPoint::decode(data, flavor) {
             let enc = cp.encode(flavor);
             let again = CheckPoint::decode(&enc, flavor).expect("encoded checkpoint decodes");
@@ -175,7 +175,7 @@ pub fn check_wal_stream(data: &[u8]) {
 pub fn check_wal_record(data: &[u8]) {
     let lsn = Lsn(0x0100_0028);
     let end = Lsn(lsn.0 + data.len() as u64);
-    for flavor in Flavor::ALL {
+    for flavor in Flavor::POSTGRESQL {
         let Ok(rec) = Record::decode(lsn, end, Bytes::copy_from_slice(data), flavor) else {
             continue;
         };

@@ -30,6 +30,7 @@ fn padding_ranges(major: Flavor) -> Vec<std::ops::Range<usize>> {
         Flavor::Pg14 | Flavor::Pg15 | Flavor::Pg16 => r.extend([57..64, 292..296]),
         Flavor::Pg17 => r.extend([57..60, 292..296]),
         Flavor::Pg18 => r.extend([57..60, 289..292]),
+        Flavor::OpenGauss => unreachable!("PostgreSQL layouts only"),
     }
     r
 }

@@ -23,8 +23,8 @@ pub enum ControlError {
     #[error(
         "pg_control version {control_version} with catalog version {catalog_version} is not a \
          supported PostgreSQL flavor ({}–{})",
-        Flavor::ALL[0],
-        Flavor::ALL[Flavor::ALL.len() - 1]
+        Flavor::POSTGRESQL[0],
+        Flavor::POSTGRESQL[Flavor::POSTGRESQL.len() - 1]
     )]
     UnsupportedVersion {
         /// `pg_control_version` found.

@@ -103,7 +103,7 @@ impl Layout {
 
     /// The fewest bytes any supported major needs, checked before the major is known.
     fn min_size() -> usize {
-        Flavor::ALL
+        Flavor::POSTGRESQL
             .iter()
             .map(|m| Layout::of(*m).size)
             .min()
@@ -218,12 +218,13 @@ impl ControlFile {
         let r = Reader::new(bytes);
         let control_version = r.u32(off::CONTROL_VERSION)?;
         let catalog_version = r.u32(off::CATALOG_VERSION)?;
-        let flavor = Flavor::from_control(control_version, catalog_version).ok_or(
-            ControlError::UnsupportedVersion {
+        // openGauss's control file has its own layout and decoder.
+        let flavor = Flavor::from_control(control_version, catalog_version)
+            .filter(|f| f.product() == crate::flavor::Product::PostgreSql)
+            .ok_or(ControlError::UnsupportedVersion {
                 control_version,
                 catalog_version,
-            },
-        )?;
+            })?;
         let layout = Layout::of(flavor);
         let stored = r.u32(layout.crc)?;
         let computed = crc32c::crc32c(r.bytes(0, layout.crc)?);

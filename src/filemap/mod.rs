@@ -104,6 +104,9 @@ pub fn is_excluded(path: &str, table: &ProductTable) -> bool {
     if path.split('/').any(|c| c.starts_with(table.temp_prefix)) {
         return true;
     }
+    if table.excluded_substrings.iter().any(|s| path.contains(s)) {
+        return true;
+    }
     table.excluded_dir_contents.iter().any(|d| {
         path.len() > d.len() + 1 && path.starts_with(d) && path.as_bytes()[d.len()] == b'/'
     })

@@ -17,7 +17,7 @@ use crate::{pagelsn, walscan::ChangedBlocks as BlockSet};
 /// The blocks the target's WAL names from the common redo point to its end of WAL, or `None`
 /// with `--changed-blocks=page-lsn` (the page LSNs decide in [`complete`]).
 pub(super) fn scan_wal(
-    target: &TargetCluster,
+    target: &mut TargetCluster,
     common: &Common,
     restore: Option<String>,
     opts: &Options,
@@ -32,6 +32,7 @@ pub(super) fn scan_wal(
     let end = histories.target_end;
     let seg_size = target.seg_size();
     // Forward through every segment to the end: the next one is read while one is decoded.
+    let tsdir = target.tablespace_dir()?;
     let dir = target.wal_dir(histories.target.clone(), restore);
     let mut wal = WalReader::new(
         ReadAhead::new(dir, end.segment(seg_size)),
@@ -39,8 +40,7 @@ pub(super) fn scan_wal(
         Some(target.system_identifier()),
     )
     .forward_only();
-    let (changed, records) =
-        walscan::scan_changed_blocks(&mut wal, redo, end, &tablespace_dir(target))?;
+    let (changed, records) = walscan::scan_changed_blocks(&mut wal, redo, end, &tsdir)?;
     crate::failpoint::hit("wal-scan");
     rep.debug(&format!("read {records} WAL records from {redo} to {end}"));
     Ok(Some(changed))
@@ -49,14 +49,14 @@ pub(super) fn scan_wal(
 /// The changed blocks once both listings are known: the WAL's, checked against page LSNs with
 /// `--verify-blocks`; or found from page LSNs.
 pub(super) fn complete(
-    target: &TargetCluster,
+    target: &mut TargetCluster,
     common: &Common,
     listings: (&Listing, &Listing),
     from_wal: Option<BlockSet>,
     opts: &Options,
     rep: &mut dyn Reporter,
 ) -> Result<BlockSet> {
-    let tsdir = tablespace_dir(target);
+    let tsdir = target.tablespace_dir()?;
     let input = pagelsn::ScanInput {
         target: target.path(),
         source_files: listings.0,
@@ -78,11 +78,4 @@ pub(super) fn complete(
             Ok(changed)
         }
     }
-}
-
-/// The directory a tablespace holds for the target's cluster.
-fn tablespace_dir(target: &TargetCluster) -> String {
-    target
-        .flavor()
-        .tablespace_version_dir(target.control().catalog_version_no)
 }

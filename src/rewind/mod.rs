@@ -113,11 +113,11 @@ fn phases(
     ));
     // 4. The blocks the target changed, from its WAL (with page LSNs: once the listings are
     // known).
-    let from_wal = changed_blocks::scan_wal(&target, &common, found.restore, &opts, rep)?;
+    let from_wal = changed_blocks::scan_wal(&mut target, &common, found.restore, &opts, rep)?;
     // 5. Both listings and the plan.
     let (source_files, target_files) = plan::list_both(&target, conn.source.as_mut(), rep)?;
     let changed = changed_blocks::complete(
-        &target,
+        &mut target,
         &common,
         (&source_files, &target_files),
         from_wal,
