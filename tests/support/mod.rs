@@ -9,6 +9,7 @@
 //! test asks for TCP on loopback.
 #![allow(dead_code)]
 
+pub mod opengauss;
 pub mod proxy;
 pub mod run;
 pub mod scenario;
