@@ -31,6 +31,9 @@ impl SourceWal<'_> {
         if lsn >= self.end {
             return Ok(None);
         }
+        if let Some(answer) = self.source.record_crc(lsn)? {
+            return Ok(answer);
+        }
         let mut stream = WalStreamReader::new(lsn, self.seg_size, Some(self.sysid));
         let mut crc = None;
         self.source

@@ -205,6 +205,20 @@ pub trait Source {
         Ok(None)
     }
 
+    /// The `xl_crc` of the record that starts at `lsn`, when the source can tell it without
+    /// sending its WAL (openGauss: `IDENTIFY_CONSISTENCE`): `Some(Some(crc))`, or
+    /// `Some(None)` when it has no record there. `None` when it cannot say so (the default),
+    /// and the caller reads the record from [`Source::read_wal`].
+    fn record_crc(&mut self, _lsn: Lsn) -> Result<Option<Option<u32>>> {
+        Ok(None)
+    }
+
+    /// The source's term (openGauss fences a failover with it; `IDENTIFY_VERSION`), `None`
+    /// for a product without one.
+    fn term(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Checks, before anything is written to the target, that `ranges` can still be copied as
     /// listed: a stopped data directory whose files changed size since the listing fails here
     /// with the target untouched (the copy checks again as it reads). A live server's files
