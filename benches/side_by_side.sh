@@ -375,7 +375,7 @@ run_one() { # ROUND TOOL
       rc=$? ;;
     gsbuild)
       as_pg /usr/bin/time -v -o "$sdir/logs/$tag.time" \
-        "$gsbuild" -D "$t" --source-server "$src" -R --format json \
+        "$gsbuild" -q -D "$t" --source-server "$src" -R --format json \
         >"$sdir/logs/$tag.out" 2>"$sdir/logs/$tag.err"
       rc=$? ;;
   esac

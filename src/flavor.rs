@@ -279,6 +279,31 @@ pub struct ProductTable {
     pub standby_signal: &'static str,
     /// The configuration file `-R` appends `primary_conninfo` to.
     pub auto_conf: &'static str,
+    /// The marker a build in progress leaves, and what it becomes once the build completed
+    /// (openGauss's server refuses to start while the first exists).
+    pub build_marker: Option<(&'static str, &'static str)>,
+    /// A file whose presence makes the server rebuild its double-write files at the next
+    /// start, written by the finish (openGauss: one zero page).
+    pub double_write_rebuild: Option<&'static str>,
+    /// A backup copy of the control file the server falls back to, and its length: the finish
+    /// writes it from the new control file (openGauss: the first 512 bytes).
+    pub control_backup: Option<(&'static str, usize)>,
+    /// The file holding the pid of the build in progress (`0` when none), which the server
+    /// tools read.
+    pub build_pid_file: Option<&'static str>,
+    /// The server's state file, which reports a build's progress to its tools.
+    pub state_file: Option<&'static str>,
+    /// The server control program (`pg_ctl`, `gs_ctl`).
+    pub server_ctl: &'static str,
+    /// Whether the target must log hint-bit changes (data checksums or `wal_log_hints`): a
+    /// hint bit set without WAL would escape the changed-block scan (PostgreSQL's rule;
+    /// openGauss's gs_rewind does not ask for it).
+    pub requires_hint_logging: bool,
+    /// Settings of a running source of which one must be `on` for every page's first change
+    /// after a checkpoint to be WAL-logged whole.
+    pub full_page_settings: &'static [&'static str],
+    /// The file holding the node's term (openGauss fences failovers with it).
+    pub term_file: Option<&'static str>,
 }
 
 const POSTGRESQL: ProductTable = ProductTable {
@@ -348,6 +373,15 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
     backup_method: "pg_rewind",
     standby_signal: "standby.signal",
     auto_conf: "postgresql.auto.conf",
+    build_marker: None,
+    double_write_rebuild: None,
+    control_backup: None,
+    build_pid_file: None,
+    state_file: None,
+    server_ctl: "pg_ctl",
+    requires_hint_logging: true,
+    full_page_settings: &["full_page_writes"],
+    term_file: None,
 };
 
 const OPENGAUSS: ProductTable = ProductTable {
@@ -411,6 +445,17 @@ SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_targ
     backup_method: "gs_rewind",
     standby_signal: "",
     auto_conf: "",
+    build_marker: Some(("build_completed.start", "build_completed.done")),
+    double_write_rebuild: Some("global/pg_dw.build"),
+    control_backup: Some(("global/pg_control.backup", 512)),
+    build_pid_file: Some("gs_build.pid"),
+    state_file: Some("gaussdb.state"),
+    server_ctl: "gs_ctl",
+    requires_hint_logging: false,
+    // gs_rewind's check: incremental checkpoints log each page's first change after a
+    // checkpoint too.
+    full_page_settings: &["full_page_writes", "enable_incremental_checkpoint"],
+    term_file: Some("term_file"),
 };
 
 impl Product {

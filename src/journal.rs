@@ -203,11 +203,17 @@ pub fn begin(target: &mut TargetDir, journal: &Journal) -> Result<()> {
     Ok(())
 }
 
-/// The last step: the new `pg_control` (atomically), then the aside copy and the journal go.
-/// Everything else must already be durable.
-pub fn finish(target: &mut TargetDir, new_control: &[u8]) -> Result<()> {
+/// The last step: the new `pg_control` (atomically), then `completed` (what the product
+/// records of a completed build, e.g. openGauss's build marker renamed), then the aside copy
+/// and the journal go. Everything else must already be durable.
+pub fn finish(
+    target: &mut TargetDir,
+    new_control: &[u8],
+    completed: impl FnOnce(&mut TargetDir) -> Result<()>,
+) -> Result<()> {
     target.replace_durably(CONTROL_FILE, new_control)?;
     crate::failpoint::hit("control-written");
+    completed(target)?;
     discard(target)
 }
 
@@ -320,7 +326,7 @@ mod tests {
         fs::write(dir.join(CONTROL_FILE), b"original").unwrap();
         let mut t = TargetDir::new(dir, false, crate::target::SyncMethod::Fsync).unwrap();
         begin(&mut t, &journal(b"original")).unwrap();
-        finish(&mut t, b"new").unwrap();
+        finish(&mut t, b"new", |_| Ok(())).unwrap();
         assert_eq!(fs::read(dir.join(CONTROL_FILE)).unwrap(), b"new");
         assert!(!dir.join(CONTROL_ASIDE).exists() && !dir.join(JOURNAL_FILE).exists());
         assert!(matches!(inspect(dir).unwrap(), State::Clean));

@@ -29,6 +29,7 @@ pub mod flavor;
 pub mod fuzzing;
 pub mod inspect;
 pub mod journal;
+pub mod lifecycle;
 pub mod lsn;
 pub mod pagelsn;
 pub mod pagescan;

@@ -135,6 +135,7 @@ fn network_faults_pg16() {
         proxy.port
     );
     let args: Vec<String> = vec![
+        "-q".into(),
         "-D".into(),
         s(&target),
         "--source-server".into(),
@@ -286,6 +287,7 @@ fn unresponsive_sql_source_pg16() {
     let proxy = Proxy::start(new.port);
     let peer = format!("127.0.0.1:{}", proxy.port);
     let args: Vec<String> = vec![
+        "-q".into(),
         "-D".into(),
         s(&target),
         "--source-server".into(),
@@ -415,6 +417,7 @@ fn disk_full_pg16() {
     let size = du_mb(&old.datadir());
     let disk = SmallDisk::mount_under(&old, size + 12);
     let args: Vec<String> = vec![
+        "-q".into(),
         "-D".into(),
         s(old.datadir()),
         "--source-server".into(),
@@ -577,6 +580,7 @@ fn security_pg17() {
     );
     let cmd = |conn: &str, extra: &[&str]| {
         let mut a = vec![
+            "-q".to_string(),
             "-D".to_string(),
             s(&target),
             "--source-server".into(),

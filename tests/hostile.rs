@@ -44,7 +44,7 @@ fn refused(case: &str, target: &Path, args: &[String], needles: &[&str]) -> Stri
 }
 
 fn args(target: &Path, source: &[String]) -> Vec<String> {
-    let mut a = vec!["-D".to_string(), s(target)];
+    let mut a = vec!["-q".to_string(), "-D".to_string(), s(target)];
     a.extend_from_slice(source);
     a
 }

@@ -5,6 +5,8 @@
 
 mod support;
 
+#[path = "rebuild/lifecycle.rs"]
+mod lifecycle;
 #[path = "rebuild/matrix.rs"]
 mod matrix;
 #[path = "rebuild/rich.rs"]

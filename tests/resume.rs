@@ -104,6 +104,7 @@ fn kill_nine_sweep_pg16() {
     replace_dir(&old.datadir(), &pristine_data);
     let before = tree_digest(&pristine_data);
     let args = vec![
+        "-q".to_string(),
         "-D".to_string(),
         s(old.datadir()),
         "--source-server".into(),

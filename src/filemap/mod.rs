@@ -88,6 +88,8 @@ impl Policy {
 /// gsbuild's own files in a target being rebuilt (`crate::journal`): never copied from a
 /// source, never touched by a plan.
 pub const GSBUILD_FILES: &[&str] = &[
+    "gsbuild.pid",
+    "gsbuild-server.log",
     "gsbuild.journal",
     "gsbuild.journal.gsbuild-tmp",
     "global/pg_control.gsbuild-orig",

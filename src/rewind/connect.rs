@@ -128,14 +128,40 @@ fn check_compatible(
             source.system_identifier, target.system_identifier
         )));
     }
-    if target.data_checksum_version == 0 && !target.wal_log_hints {
+    let table = target.flavor.table();
+    if table.requires_hint_logging && target.data_checksum_version == 0 && !target.wal_log_hints {
         return Err(Error::Incompatible(
             "target server needs to use either data checksums or \"wal_log_hints = on\"".into(),
         ));
     }
+    check_term(opts, src, table.term_file)?;
     match &opts.source {
         SourceSpec::Local(dir) => check_stopped_source(dir, &opts.target, source),
-        _ => check_running_source(src, &opts.target),
+        _ => check_running_source(src, &opts.target, table.full_page_settings),
+    }
+}
+
+/// A product that fences failovers with a term (openGauss): the source's must not be older
+/// than the target's, or the source is not a newer primary of this cluster (gs_ctl's check).
+fn check_term(opts: &Options, src: &mut dyn Source, term_file: Option<&str>) -> Result<()> {
+    let (Some(file), Some(source_term)) = (term_file, src.term()?) else {
+        return Ok(());
+    };
+    let path = opts.target.join(file);
+    let target_term = match std::fs::read(&path) {
+        Ok(b) => b
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| u64::from(u32::from_le_bytes(b))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("read file", &path, e)),
+    };
+    match target_term {
+        Some(t) if t > source_term => Err(Error::Incompatible(format!(
+            "the target's term {t} (\"{}\") is newer than the source's term {source_term}: the source is not a newer primary of this cluster",
+            path.display()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -157,7 +183,9 @@ fn check_stopped_source(dir: &Path, target: &Path, source: &ControlFile) -> Resu
             "source data directory must be shut down cleanly".into(),
         ));
     }
-    if !source.checkpoint_copy.full_page_writes {
+    // (openGauss records fullPageWrites off when incremental checkpoints log the first change
+    // of each page instead: only PostgreSQL's control file can tell.)
+    if source.flavor.table().requires_hint_logging && !source.checkpoint_copy.full_page_writes {
         return Err(Error::Incompatible(
             "full_page_writes must be enabled in the source server".into(),
         ));
@@ -166,12 +194,16 @@ fn check_stopped_source(dir: &Path, target: &Path, source: &ControlFile) -> Resu
 }
 
 /// A live server as the source: its settings and identity over SQL.
-fn check_running_source(src: &mut dyn Source, target: &Path) -> Result<()> {
-    let fpw = src.setting("full_page_writes")?;
-    if fpw.as_deref() != Some("on") {
-        return Err(Error::Incompatible(
-            "full_page_writes must be enabled in the source server".into(),
-        ));
+fn check_running_source(src: &mut dyn Source, target: &Path, full_page: &[&str]) -> Result<()> {
+    let mut any_on = false;
+    for name in full_page {
+        any_on |= src.setting(name)?.as_deref() == Some("on");
+    }
+    if !any_on {
+        return Err(Error::Incompatible(format!(
+            "{} must be enabled in the source server",
+            full_page.join(" or ")
+        )));
     }
     if let Some(dir) = src.setting("data_directory")? {
         if same_dir(Path::new(&dir), target) {

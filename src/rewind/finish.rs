@@ -37,14 +37,41 @@ pub(super) fn run(
             path: format!("source {}", table.control_file).into(),
             kind,
         })?;
-    let new_control = new_control_file(source_control, t.end, t.end_tli);
+    let new_control = new_control_file(source_control, t.end, t.end_tli).encode();
+    write_product_files(target, table, &new_control)?;
     if prep.settings.sync != SyncMethod::None {
         rep.step("syncing target data directory");
     }
     target.sync()?;
     crate::failpoint::hit("synced");
-    journal::finish(target, &new_control.encode())?;
+    journal::finish(target, &new_control, |target| {
+        complete_marker(target, table)
+    })?;
     rep.info("Done!");
+    Ok(())
+}
+
+/// What the product's server reads at its next start, written before `pg_control` (openGauss:
+/// the backup copy of the control file it falls back to, made from the new one, and the file
+/// that makes it rebuild its double-write files).
+fn write_product_files(target: &mut TargetDir, table: &ProductTable, control: &[u8]) -> Result<()> {
+    if let Some((path, len)) = table.control_backup {
+        target.write_file_atomic(path, control.get(..len).unwrap_or(control))?;
+    }
+    if let Some(path) = table.double_write_rebuild {
+        target.write_file_atomic(path, &[0u8; 8192])?;
+    }
+    Ok(())
+}
+
+/// The product's record that the build completed: its build marker renamed (openGauss:
+/// `build_completed.start` → `.done`), durably. Nothing when there is no marker.
+pub(super) fn complete_marker(target: &mut TargetDir, table: &ProductTable) -> Result<()> {
+    if let Some((started, done)) = table.build_marker {
+        if target.root().join(started).exists() {
+            target.rename_durably(started, done)?;
+        }
+    }
     Ok(())
 }
 

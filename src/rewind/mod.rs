@@ -188,6 +188,31 @@ fn execute_phases(prep: &mut Prepared, rep: &mut dyn Reporter) -> Result<Outcome
     })
 }
 
+/// What a source says of itself before a rebuild: its name, timeline and term.
+#[derive(Clone, Debug)]
+pub struct SourceProbe {
+    /// The source as described to people.
+    pub describe: String,
+    /// Its current timeline.
+    pub timeline: TimeLineId,
+    /// Its term (openGauss).
+    pub term: Option<u64>,
+}
+
+/// Opens the source `opts` names, only to ask it who it is (the target may be running).
+pub fn probe_source(opts: &Options, rep: &mut dyn Reporter) -> Result<SourceProbe> {
+    let mut target =
+        crate::cluster::TargetCluster::open(&opts.target, opts.config_file.as_deref())?;
+    let mut peer = None;
+    let mut conn = connect::open_unchecked(opts, None, &mut peer, &mut target, rep)?;
+    let (timeline, _) = conn.source.wal_position()?;
+    Ok(SourceProbe {
+        describe: conn.source.describe(),
+        timeline,
+        term: conn.source.term()?,
+    })
+}
+
 /// A whole rebuild: phases 0–5, then 6–7 unless it is a dry run or nothing needs doing.
 pub fn run(opts: Options, rep: &mut dyn Reporter) -> Result<(Plan, Option<Outcome>)> {
     let dry_run = opts.dry_run;

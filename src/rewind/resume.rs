@@ -48,7 +48,9 @@ pub(super) fn start(opts: &Options, rep: &mut dyn Reporter) -> Result<Start> {
                 "the rebuild started at {} had completed; removing its journal",
                 j.started
             ));
-            discard()?;
+            let mut target = TargetDir::new(&opts.target, opts.dry_run, opts.sync)?;
+            super::finish::complete_marker(&mut target, j.plan.flavor.table())?;
+            journal::discard(&mut target)?;
             Ok(Start::Completed(j))
         }
     }

@@ -227,6 +227,7 @@ fn rich_with(
     let connstr = new.connstr("postgres");
     if via_binary {
         let (ok, _, err) = run_binary(&[
+            "-q".into(),
             "-D".into(),
             datadir.clone(),
             "--source-server".into(),
@@ -247,6 +248,7 @@ fn rich_with(
 
     let (plan, fetched_data, fetched_wal): (Plan, u64, u64) = if via_binary {
         let mut args = vec![
+            "-q".into(),
             "-D".into(),
             datadir,
             "--source-server".into(),

@@ -208,6 +208,7 @@ pub(crate) fn unclean_target(major: u32, kind: SourceKind) {
     match kind {
         SourceKind::Server => {
             let args = [
+                "-q".into(),
                 "-D".into(),
                 s(old.datadir()),
                 "--source-server".into(),
@@ -649,7 +650,7 @@ pub(crate) fn group_access_modes(major: u32, kind: SourceKind) {
         SourceKind::Local => format!("--source-pgdata='{}'", new.datadir().display()),
     };
     let script = format!(
-        "umask 077; exec '{}' -D '{}' {source} -N",
+        "umask 077; exec '{}' -q -D '{}' {source} -N",
         gsbuild_bin().display(),
         old.datadir().display()
     );

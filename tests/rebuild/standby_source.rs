@@ -92,7 +92,8 @@ fn standby_source_redo_with(major: u32, depth: usize, restartpoint: bool, killed
     let source_redo = source.psql("postgres", "SELECT redo_lsn FROM pg_control_checkpoint()");
     if killed {
         let mut cmd = std::process::Command::new(gsbuild_bin());
-        cmd.arg("-D")
+        cmd.arg("-q")
+            .arg("-D")
             .arg(c.datadir())
             .args(["--source-server", &source.connstr("postgres"), "-R", "-N"])
             .env("GSBUILD_FAILPOINT", "copy-chunk:2");

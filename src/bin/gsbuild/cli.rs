@@ -26,6 +26,44 @@ pub struct Cli {
     /// The rebuild.
     #[command(flatten)]
     pub rebuild: RebuildArgs,
+    /// What goes around it (gsbuild's dialect only).
+    #[command(flatten)]
+    pub repair: RepairArgs,
+}
+
+/// How `gsbuild -D` goes around the rebuild, as `gs_ctl build` does: a running target is
+/// stopped first, the rebuilt one started as a standby.
+#[derive(Debug, Args, Default)]
+pub struct RepairArgs {
+    /// Build mode.
+    #[arg(short = 'b', long = "build-mode", value_enum, default_value_t)]
+    pub build_mode: BuildModeArg,
+    /// Leave the rebuilt target stopped (do not start it as a standby).
+    #[arg(short = 'q', long = "no-start")]
+    pub no_start: bool,
+    /// Start mode of the rebuilt target: standby, or (openGauss) cascade_standby.
+    #[arg(short = 'M', long = "start-mode", value_name = "MODE", default_value = "standby",
+          value_parser = ["standby", "cascade_standby"])]
+    pub start_mode: String,
+    /// Stop a running target that is a primary even when the source is not confirmed to have
+    /// replaced it (a later timeline, a higher term).
+    #[arg(long)]
+    pub force: bool,
+    /// The server control program (pg_ctl, gs_ctl) when it is not found next to gsbuild, on
+    /// PATH or in the distribution's place.
+    #[arg(long, value_name = "PROGRAM")]
+    pub ctl: Option<PathBuf>,
+    /// Seconds to wait for the started standby to stream from the source.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub wait: u64,
+}
+
+/// `-b`: how the target is rebuilt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BuildModeArg {
+    /// Copy only what diverged.
+    #[default]
+    Incremental,
 }
 
 /// Subcommands.

@@ -67,7 +67,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Rewind(a)) => rewind_compat(a),
         Some(cli::Command::Demo(a)) => finish(demo::run(&a), Dialect::Gsbuild),
         Some(cli::Command::Status { target_pgdata }) => status(&target_pgdata),
-        None => rebuild(args.rebuild, Dialect::Gsbuild),
+        None => repair(args.rebuild, args.repair),
     }
 }
 
@@ -175,10 +175,27 @@ fn rebuild(r: cli::RebuildArgs, dialect: Dialect) -> ExitCode {
     let mut rep = report::CliReporter::new(dialect.name(), r.progress, r.debug);
     let result = gsbuild::rewind::run(opts, &mut rep);
     rep.finish_progress();
+    report_result(&r, dialect, result.map(|(p, o)| (p, o, None)))
+}
+
+/// Prints a rebuild's result (the plan for a dry run, JSON with `--format json`) or its error,
+/// with the hint that an interrupted rebuild resumes; the exit code.
+fn report_result(
+    r: &cli::RebuildArgs,
+    dialect: Dialect,
+    result: gsbuild::Result<(
+        gsbuild::plan::Plan,
+        Option<gsbuild::rewind::Outcome>,
+        Option<gsbuild::lifecycle::StandbyState>,
+    )>,
+) -> ExitCode {
     match result {
-        Ok((plan, outcome)) => {
+        Ok((plan, outcome, standby)) => {
             if r.format == cli::Format::Json {
-                let doc = serde_json::json!({ "plan": plan, "outcome": outcome });
+                let mut doc = serde_json::json!({ "plan": plan, "outcome": outcome });
+                if let Some(s) = standby {
+                    doc["standby"] = serde_json::json!(s);
+                }
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else if r.dry_run && plan.rewind_required() {
                 print!("{}", plan.to_text());
@@ -200,6 +217,31 @@ fn rebuild(r: cli::RebuildArgs, dialect: Dialect) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `gsbuild -D DIR`: the whole repair (stop, rebuild, start as a standby).
+fn repair(r: cli::RebuildArgs, how: cli::RepairArgs) -> ExitCode {
+    report::init_logging(r.verbose, r.debug);
+    let opts = match options(&r, Dialect::Gsbuild) {
+        Ok(o) => o,
+        Err(e) => return finish(Err(e), Dialect::Gsbuild),
+    };
+    let cli::BuildModeArg::Incremental = how.build_mode;
+    let repair = gsbuild::lifecycle::Repair {
+        start: !how.no_start,
+        mode: how.start_mode.clone(),
+        force: how.force,
+        ctl: how.ctl.clone(),
+        wait: std::time::Duration::from_secs(how.wait),
+    };
+    let mut rep = report::CliReporter::new(Dialect::Gsbuild.name(), r.progress, r.debug);
+    let result = gsbuild::lifecycle::repair(opts, &repair, &mut rep);
+    rep.finish_progress();
+    let result = result.map(|done| {
+        let standby = done.standby.clone();
+        (done.plan, done.outcome, standby)
+    });
+    report_result(&r, Dialect::Gsbuild, result)
 }
 
 /// `gsbuild status -D DIR`.
