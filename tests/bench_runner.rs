@@ -106,13 +106,13 @@ fn side_by_side_fails_loudly_when_a_rebuilt_target_differs_from_the_source() {
     };
     let dir = support::TestDir::new("bench-runner-bad");
     // The real gsbuild, then pgbench_accounts cut to 100 pages: a target that starts and
-    // follows the source but has lost rows. The runner passes `-D DIR --source-server CONN`
-    // first.
+    // follows the source but has lost rows. The runner passes `-q -D DIR --source-server
+    // CONN` first.
     let fake: PathBuf = dir.path.join("damaging-gsbuild");
     let script = format!(
         "#!/bin/sh\nset -e\n\"{gsbuild}\" \"$@\"\n\
-         rel=$(\"{psql}\" -XAtq -d \"$4\" -c \"SELECT pg_relation_filepath('pgbench_accounts')\")\n\
-         truncate -s 819200 \"$2/$rel\"\n",
+         rel=$(\"{psql}\" -XAtq -d \"$5\" -c \"SELECT pg_relation_filepath('pgbench_accounts')\")\n\
+         truncate -s 819200 \"$3/$rel\"\n",
         gsbuild = support::gsbuild_bin().display(),
         psql = pg.tool("psql").display(),
     );

@@ -366,11 +366,15 @@ fn hostile_inputs_pg15() {
 
     // --- the target running (idle: no autovacuum, no timed checkpoint, so only gsbuild could
     // change it while it runs)
+    // (pg_rewind's command line refuses it; `gsbuild -D` would stop it first, see the
+    // lifecycle tests.)
     start_with(&mut old, "-c autovacuum=off -c checkpoint_timeout=1h");
+    let mut rewind = vec!["rewind".to_string(), "-D".into(), s(&target)];
+    rewind.extend(server(&new));
     refused(
         "a running target",
         &target,
-        &args(&target, &server(&new)),
+        &rewind,
         &["a postmaster is running on", &s(&target)],
     );
     old.stop_mode("immediate");

@@ -1,23 +1,22 @@
-//! The build lock: one build of a data directory at a time. `gsbuild.pid` in the data
-//! directory holds the pid of the build, under an exclusive `flock` that the kernel releases
-//! when the process ends, however it ends; a second build finds it held and refuses, naming the
-//! pid. The product's own build pid file (openGauss's `gs_build.pid`, which `gs_ctl querybuild`
-//! and the cluster manager read) gets the pid too, and `0` once the build is done.
+//! The build lock: one build of a data directory at a time. The build holds an exclusive
+//! `flock` on the data directory itself, which the kernel releases when the process ends,
+//! however it ends; a second build finds it held and refuses, naming the holder's pid (from
+//! `/proc/locks`). No file is created for it, so a build refused or failed before its first
+//! write leaves the directory exactly as it was. The product's own build pid file (openGauss's
+//! `gs_build.pid`, which `gs_ctl querybuild` and the cluster manager read) gets the pid, and
+//! `0` once the build is done.
 
 use crate::error::{Error, Result};
 use crate::flavor::ProductTable;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::fs::File;
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-/// gsbuild's lock file in the data directory.
-pub const LOCK_FILE: &str = "gsbuild.pid";
-
-/// A held build lock; dropping it releases the lock (the file stays, with a dead pid).
+/// A held build lock; dropping it releases the lock.
 pub struct BuildLock {
     /// Held open: the flock lives as long as this descriptor.
-    _file: File,
+    _dir: File,
     product_pid_file: Option<PathBuf>,
     datadir: PathBuf,
 }
@@ -25,31 +24,18 @@ pub struct BuildLock {
 impl BuildLock {
     /// Takes the lock of `datadir` or says which process holds it.
     pub fn acquire(datadir: &Path, table: &ProductTable) -> Result<BuildLock> {
-        let path = datadir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open file", &path, e))?;
+        let dir = File::open(datadir).map_err(|e| Error::io("open directory", datadir, e))?;
         // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = holder_of(&dir).map_or_else(|| "unknown".into(), |p| p.to_string());
             return Err(Error::Incompatible(format!(
-                "another build of \"{}\" is running (pid {}, lock file \"{}\")",
+                "another build of \"{}\" is running (pid {holder}, which holds a lock on the directory)",
                 datadir.display(),
-                holder.trim(),
-                path.display()
             )));
         }
-        crate::target::give_to_owner_of(&path, datadir)?;
-        write_pid(&mut file, &path, std::process::id())?;
-        let product_pid_file = table.build_pid_file.map(|f| datadir.join(f));
         let lock = BuildLock {
-            _file: file,
-            product_pid_file,
+            _dir: dir,
+            product_pid_file: table.build_pid_file.map(|f| datadir.join(f)),
             datadir: datadir.to_path_buf(),
         };
         lock.set_product_pid(std::process::id())?;
@@ -73,13 +59,25 @@ impl BuildLock {
     }
 }
 
-/// Replaces the content of `file` with `pid` (decimal, no newline), durably.
-fn write_pid(file: &mut File, path: &Path, pid: u32) -> Result<()> {
-    file.set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(pid.to_string().as_bytes()))
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io("write file", path, e))
+/// The pid holding a `flock` on the file `f` is open on, from `/proc/locks` (lines such as
+/// `3: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF`, the device's major and minor in hex).
+fn holder_of(f: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().ok()?;
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(m.dev()),
+        libc::minor(m.dev()),
+        m.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, dev, ..] if *dev == id => pid.parse().ok(),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -97,8 +95,8 @@ mod tests {
             std::fs::read_to_string(d.path().join("gs_build.pid")).unwrap(),
             pid
         );
-        // Another open file description of the same lock file conflicts, as another
-        // process's would.
+        // Another open file description of the directory conflicts, as another process's
+        // would.
         let e = BuildLock::acquire(d.path(), table)
             .err()
             .unwrap()
@@ -109,7 +107,10 @@ mod tests {
             std::fs::read_to_string(d.path().join("gs_build.pid")).unwrap(),
             "0"
         );
-        let again = BuildLock::acquire(d.path(), Flavor::Pg15.table()).unwrap();
+        // PostgreSQL has no build pid file: the directory is left as it was.
+        let pg = tempfile::tempdir().unwrap();
+        let again = BuildLock::acquire(pg.path(), Flavor::Pg15.table()).unwrap();
         drop(again);
+        assert_eq!(std::fs::read_dir(pg.path()).unwrap().count(), 0);
     }
 }

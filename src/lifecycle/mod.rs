@@ -8,7 +8,7 @@ mod lock;
 mod standby;
 
 pub use ctl::{ServerCtl, StopMode};
-pub use lock::{BuildLock, LOCK_FILE};
+pub use lock::BuildLock;
 pub use standby::StandbyState;
 
 use crate::cluster::TargetCluster;

@@ -93,14 +93,8 @@ pub(crate) fn one_build_at_a_time(major: u32) {
     new.promote();
     small_diverge(&new, &old);
     old.stop();
-    let lock_path = old.datadir().join("gsbuild.pid");
-    let holder = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .expect("lock file");
-    std::fs::write(&lock_path, "4242").expect("pid");
+    // A concurrent build holds the data directory's lock.
+    let holder = std::fs::File::open(old.datadir()).expect("open the data directory");
     // SAFETY: flock on a descriptor this test owns, as a concurrent build would hold it.
     assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
     let before = tree_digest(&old.datadir());
@@ -113,7 +107,7 @@ pub(crate) fn one_build_at_a_time(major: u32) {
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("another build") && err.contains("4242"),
+        err.contains("another build") && err.contains(&format!("pid {}", std::process::id())),
         "{err}"
     );
     assert_same_tree(
