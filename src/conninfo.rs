@@ -13,8 +13,10 @@
 mod env;
 mod parse;
 mod pgpass;
+mod target;
 
 pub use env::Environment;
+pub use target::{Host, Target};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -172,48 +174,6 @@ pub enum PasswordOrigin {
     Environment,
     /// The password file.
     File(PathBuf),
-}
-
-/// Where a server is: a host name or IP address, or a unix socket directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
-    /// TCP to a name or address.
-    Tcp(String),
-    /// A unix socket in this directory (the socket is `.s.PGSQL.<port>`).
-    Unix(PathBuf),
-}
-
-/// One server to try, in list order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Where the server is.
-    pub host: Host,
-    /// `hostaddr`: the address to connect to instead of resolving `host`.
-    pub hostaddr: Option<IpAddr>,
-    /// TCP port, or the number in the socket's name.
-    pub port: u16,
-}
-
-impl Target {
-    /// The socket file for a unix-socket target.
-    pub fn socket_path(&self) -> Option<PathBuf> {
-        match &self.host {
-            Host::Unix(dir) => Some(dir.join(format!(".s.PGSQL.{}", self.port))),
-            Host::Tcp(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    /// `host:port`, `[v6]:port`, or the socket file's path: what errors name as the peer.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.host, self.hostaddr) {
-            (Host::Unix(_), _) => write!(f, "{}", self.socket_path().unwrap_or_default().display()),
-            (Host::Tcp(h), _) if h.contains(':') => write!(f, "[{h}]:{}", self.port),
-            (Host::Tcp(h), Some(a)) if h.is_empty() => write!(f, "{a}:{}", self.port),
-            (Host::Tcp(h), _) => write!(f, "{h}:{}", self.port),
-        }
-    }
 }
 
 /// A resolved connection string: every fallback applied, ready to connect.

@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A file-system operation failed.
-    #[error("could not {op} \"{}\": {source}", path.display())]
+    #[error("could not {op} \"{}\": {}", path.display(), os_reason(source))]
     Io {
         /// What was attempted, in PostgreSQL's words: "open file", "read file", "fsync file"…
         op: &'static str,
@@ -59,7 +59,7 @@ pub enum Error {
         message: String,
     },
     /// A connection to the source could not be made or was lost.
-    #[error("could not connect to {peer}: {message}")]
+    #[error("{}", connect_text(peer, message))]
     Connect {
         /// The server as the user named it (host, port, database; never the password).
         peer: String,
@@ -248,6 +248,30 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// A connection failure: libpq's own words when the message has them (they say where the
+/// connection went), else the server and what went wrong.
+fn connect_text(peer: &str, message: &str) -> String {
+    if message.starts_with("connection to server") {
+        message.to_string()
+    } else {
+        format!("could not connect to {peer}: {message}")
+    }
+}
+
+/// An operating system error as libpq and the C library word it (`Connection refused`),
+/// without the standard library's ` (os error 111)`.
+pub fn os_reason(e: &std::io::Error) -> String {
+    without_os_error(&e.to_string()).to_string()
+}
+
+/// `text` without a trailing ` (os error N)`.
+pub fn without_os_error(text: &str) -> &str {
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => text,
     }
 }
 

@@ -182,15 +182,32 @@ impl ReplicationClient {
                 r => r.map(|server| (conn, server)),
             }
         };
+        let failed = |reason: &str| {
+            format!(
+                "connection to server {} failed: {reason}",
+                target.libpq_location(None)
+            )
+        };
         match tokio::time::timeout(limit, attempt).await {
-            Ok(r) => r.map(|(conn, server)| ReplicationClient {
+            Ok(Ok((conn, server))) => Ok(ReplicationClient {
                 conn,
                 server,
                 options,
             }),
+            // Every failure says where, as libpq's do ("connection to server at … failed:").
+            Ok(Err(Error::Connect { peer, message })) if !message.starts_with("connection to") => {
+                Err(Error::Connect {
+                    peer,
+                    message: failed(&message),
+                })
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Connect {
                 peer: target.to_string(),
-                message: format!("timeout expired after {limit:?}"),
+                message: failed(&format!(
+                    "timeout expired (connect_timeout {} s)",
+                    limit.as_secs_f64()
+                )),
             }),
         }
     }

@@ -54,8 +54,14 @@ pub struct ProductTable {
     pub read_file_range: &'static str,
     /// One whole (small) file (`$1` path).
     pub read_file: &'static str,
-    /// A setting's value, NULL when unknown (`$1` name).
+    /// A setting's value; no row when the role may not see it (superuser-only settings such
+    /// as data_directory without pg_read_all_settings) or the name is unknown (`$1` name). A
+    /// query that cannot fail: a least-privilege rebuild leaves no ERROR in the source's log.
     pub setting: &'static str,
+    /// Whether the session's role may open a replication connection (superuser or
+    /// REPLICATION): asked first, so that a role without it never makes the server log a
+    /// FATAL for a refused walsender.
+    pub role_can_replicate: &'static str,
     /// The WAL segment size in bytes.
     pub wal_segment_size: &'static str,
     /// The WAL position up to which the server's WAL is on disk (replay position of a
@@ -155,7 +161,9 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
          FROM unnest($1::text[], $2::int8[], $3::int4[]) AS x(path, begin, len)",
     read_file_range: "SELECT pg_read_binary_file($1, $2, $3, true)",
     read_file: "SELECT pg_read_binary_file($1)",
-    setting: "SELECT current_setting($1, true)",
+    setting: "SELECT setting FROM pg_catalog.pg_settings WHERE name = $1",
+    role_can_replicate: "SELECT rolsuper OR rolreplication FROM pg_catalog.pg_roles \
+         WHERE rolname = current_user",
     wal_segment_size: "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size'",
     wal_position: "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
          ELSE pg_current_wal_flush_lsn() END::text, \
@@ -230,7 +238,9 @@ SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_targ
     fetch_ranges: "SELECT path, begin, pg_read_binary_file(path, begin, len, true) FROM (VALUES {}) AS x(path, begin, len)",
     read_file_range: "SELECT pg_read_binary_file($1, $2, $3, true)",
     read_file: "SELECT pg_read_binary_file($1)",
-    setting: "SELECT current_setting($1)",
+    setting: "SELECT setting FROM pg_catalog.pg_settings WHERE name = $1",
+    role_can_replicate: "SELECT rolsystemadmin OR rolreplication FROM pg_catalog.pg_roles \
+         WHERE rolname = current_user",
     wal_segment_size: "SELECT 16777216::int8",
     wal_position: "SELECT gs_current_xlog_insert_end_location()",
     identify_system: "IDENTIFY_SYSTEM",

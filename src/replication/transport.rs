@@ -194,8 +194,9 @@ pub(super) async fn open(
             let path = target.socket_path().unwrap_or_default();
             let s = UnixStream::connect(&path).await.map_err(|e| {
                 err(format!(
-                    "could not connect to socket \"{}\": {e}",
-                    path.display()
+                    "connection to server {} failed: {}",
+                    target.libpq_location(None),
+                    crate::error::os_reason(&e)
                 ))
             })?;
             Transport::Unix(s)
@@ -233,14 +234,25 @@ async fn connect_tcp(name: &str, target: &Target) -> Result<TcpStream, String> {
         Some(a) => vec![SocketAddr::new(a, target.port)],
         None => tokio::net::lookup_host((name, target.port))
             .await
-            .map_err(|e| format!("could not translate host name \"{name}\" to address: {e}"))?
+            .map_err(|e| {
+                format!(
+                    "could not translate host name \"{name}\" to address: {}",
+                    crate::error::os_reason(&e)
+                )
+            })?
             .collect(),
     };
     let mut last = format!("could not translate host name \"{name}\" to address");
     for a in addrs {
         match TcpStream::connect(a).await {
             Ok(s) => return Ok(s),
-            Err(e) => last = format!("connection to {a} failed: {e}"),
+            Err(e) => {
+                last = format!(
+                    "connection to server {} failed: {}",
+                    target.libpq_location(Some(a.ip())),
+                    crate::error::os_reason(&e)
+                )
+            }
         }
     }
     Err(last)

@@ -70,9 +70,24 @@ impl ServerSource {
             .enable_all()
             .build()
             .map_err(|e| Error::io("start runtime for", "source connection", e))?;
+        let last = info.targets.last();
         let limits = Limits {
             peer: info.redacted(),
             read_timeout: options.read_timeout,
+            location: match (last, info.targets.len()) {
+                (Some(t), 1) => t.libpq_location(None),
+                (Some(t), n) => format!("{} (the last of {n} tried)", t.libpq_location(None)),
+                (None, _) => String::new(),
+            },
+            connect_timeout: info.connect_timeout.unwrap_or(options.connect_timeout),
+            password_file: info
+                .targets
+                .first()
+                .and_then(|t| info.password_for(t, &env))
+                .and_then(|(_, origin)| match origin {
+                    crate::conninfo::PasswordOrigin::File(f) => Some(f),
+                    _ => None,
+                }),
         };
         let mut config = info.to_tokio_config(&env);
         if info.connect_timeout.is_none() {
@@ -135,6 +150,14 @@ impl ServerSource {
     /// (a role without `REPLICATION`, or no `replication` line in `pg_hba.conf`), which is
     /// tried once.
     fn use_sql_wal(&mut self) -> bool {
+        if self.repl.is_none() && self.sql_wal.is_none() && !self.role_can_replicate() {
+            let why = format!(
+                "role \"{}\" has neither SUPERUSER nor REPLICATION",
+                self.info.user
+            );
+            tracing::info!("{why}: reading WAL over SQL");
+            self.sql_wal = Some(why);
+        }
         if self.repl.is_none() && self.sql_wal.is_none() {
             match self.rt.block_on(ReplicationClient::connect(
                 &self.info,
@@ -151,6 +174,15 @@ impl ServerSource {
             }
         }
         self.sql_wal.is_some()
+    }
+
+    /// Whether the role may start a walsender (unknown counts as yes: the attempt decides).
+    fn role_can_replicate(&self) -> bool {
+        let q = texts().role_can_replicate;
+        match self.sql().query_opt("checking the role", q, &[]) {
+            Ok(Some(row)) => row.try_get::<_, Option<bool>>(0).ok().flatten() != Some(false),
+            _ => true,
+        }
     }
 
     fn wal_segment_size(&mut self) -> Result<u32> {
@@ -409,23 +441,14 @@ impl Source for ServerSource {
 
     fn setting(&mut self, name: &str) -> Result<Option<String>> {
         let q = texts().setting;
-        let answer = self.rt.block_on(self.limits.within(
-            "reading a setting",
-            self.main_client().query_one(q, &[&name]),
-        ))?;
-        let row = match answer {
-            Ok(row) => row,
-            // Some settings (data_directory) need pg_read_all_settings; a least-privilege
-            // role cannot see them, which only skips the check that needs them.
-            Err(e)
-                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(source_err(q, e)),
-        };
-        row.try_get::<_, Option<String>>(0)
-            .map_err(|e| source_err(q, e))
+        // Some settings (data_directory) need pg_read_all_settings; a least-privilege role
+        // gets no row, which only skips the check that needs them.
+        match self.sql().query_opt("reading a setting", q, &[&name])? {
+            Some(row) => row
+                .try_get::<_, Option<String>>(0)
+                .map_err(|e| source_err(q, e)),
+            None => Ok(None),
+        }
     }
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {

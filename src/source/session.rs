@@ -24,6 +24,13 @@ pub(super) struct Limits {
     pub peer: String,
     /// `--timeout`.
     pub read_timeout: Duration,
+    /// How connection failures say where the connection went (libpq's wording, of the last
+    /// server tried: the one whose error is reported).
+    pub location: String,
+    /// The bound on opening a session (`connect_timeout`, else `--connect-timeout`).
+    pub connect_timeout: Duration,
+    /// The password file the password came from, named when authentication fails.
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 impl Limits {
@@ -62,6 +69,21 @@ impl Sql<'_> {
             )?
             .map_err(|e| source_err(query, e))
     }
+
+    /// The row `query` returns, if any.
+    pub fn query_opt(
+        &self,
+        during: &str,
+        query: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        self.rt
+            .block_on(
+                self.limits
+                    .within(during, self.client.query_opt(query, params)),
+            )?
+            .map_err(|e| source_err(query, e))
+    }
 }
 
 /// An [`Error::Source`] for `query` (its first line), with the server's SQLSTATE and message.
@@ -76,6 +98,48 @@ pub(super) fn source_err(query: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
+/// Why a connection failed, in libpq's words: the server's message with its severity, else
+/// the innermost cause (the operating system's error, the TLS alert or certificate problem),
+/// never tokio-postgres's bare "error connecting to server".
+fn connect_reason(e: &tokio_postgres::Error, password_file: Option<&std::path::Path>) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!(
+            "{}:  {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+        if let (Some(f), "28P01") = (password_file, db.code().code()) {
+            text.push_str(&format!(
+                "\npassword retrieved from file \"{}\"",
+                f.display()
+            ));
+        }
+        return text;
+    }
+    let mut causes: Vec<String> = Vec::new();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let text = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::TimedOut => "timeout expired".into(),
+            Some(io) => crate::error::os_reason(io),
+            None => cause.to_string(),
+        };
+        if !causes.iter().any(|c| c.contains(&text)) {
+            causes.push(text);
+        }
+        next = cause.source();
+    }
+    let tls = e.to_string() == "error performing TLS handshake";
+    match causes.join(": ").as_str() {
+        "" => e.to_string(),
+        "server does not support TLS" => "server does not support SSL, but SSL was required".into(),
+        "password missing" => "fe_sendauth: no password supplied".into(),
+        c if tls => format!("SSL connection could not be established: {c}"),
+        c => c.to_string(),
+    }
+}
+
 /// Opens one SQL session and sets it up (the product's session settings).
 pub(super) async fn open_session(
     config: tokio_postgres::Config,
@@ -83,17 +147,21 @@ pub(super) async fn open_session(
     limits: Limits,
 ) -> Result<Client> {
     // tokio-postgres bounds only the TCP connect by `connect_timeout`; a server that accepts
-    // the connection and then says nothing would hold the startup handshake forever.
-    let (client, conn) = limits
-        .within("connecting", config.connect(connector))
-        .await?
-        .map_err(|e| Error::Connect {
-            peer: limits.peer.clone(),
-            message: match e.as_db_error() {
-                Some(db) => format!("{}: {}", db.code().code(), db.message()),
-                None => e.to_string(),
-            },
-        })?;
+    // the connection and then says nothing would hold the startup handshake forever. As in
+    // libpq, `connect_timeout` bounds the whole of it.
+    let failed = |reason: String| Error::Connect {
+        peer: limits.peer.clone(),
+        message: format!("connection to server {} failed: {reason}", limits.location),
+    };
+    let (client, conn) = tokio::time::timeout(limits.connect_timeout, config.connect(connector))
+        .await
+        .map_err(|_| {
+            failed(format!(
+                "timeout expired (connect_timeout {} s)",
+                limits.connect_timeout.as_secs_f64()
+            ))
+        })?
+        .map_err(|e| failed(connect_reason(&e, limits.password_file.as_deref())))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!("source connection ended: {e}");
