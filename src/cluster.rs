@@ -20,6 +20,7 @@ pub struct TargetCluster {
     control_crc: u32,
     config_file: Option<PathBuf>,
     settings: Option<Settings>,
+    restored: crate::walscan::Restored,
 }
 
 impl TargetCluster {
@@ -46,6 +47,7 @@ impl TargetCluster {
             control_crc: crc32c::crc32c(&bytes),
             config_file: config_file.map(Path::to_path_buf),
             settings: None,
+            restored: Default::default(),
         })
     }
 
@@ -122,6 +124,12 @@ impl TargetCluster {
             history,
             restore_command,
         )
+        .with_restored(self.restored.clone())
+    }
+
+    /// The WAL segments its readers fetched with `restore_command` so far.
+    pub fn restored_segments(&self) -> Vec<String> {
+        self.restored.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// The target's configuration (read on first use).

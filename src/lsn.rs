@@ -231,3 +231,30 @@ mod tests {
         );
     }
 }
+
+/// A byte count for people, in pg_basebackup's units: bytes below 1 kB, kB below 10 MB, MB
+/// below 10 GB, then GB (1 kB = 1024 bytes). JSON keeps the raw count.
+pub fn human_bytes(n: u64) -> String {
+    const K: u64 = 1024;
+    match n {
+        n if n < K => format!("{n} bytes"),
+        n if n < 10 * K * K => format!("{} kB", n.div_ceil(K)),
+        n if n < 10 * K * K * K => format!("{} MB", n.div_ceil(K * K)),
+        n => format!("{} GB", n.div_ceil(K * K * K)),
+    }
+}
+
+#[cfg(test)]
+mod human_tests {
+    use super::human_bytes;
+
+    #[test]
+    fn units() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1023), "1023 bytes");
+        assert_eq!(human_bytes(8192), "8 kB");
+        assert_eq!(human_bytes(9_079_058), "8867 kB");
+        assert_eq!(human_bytes(11 << 20), "11 MB");
+        assert_eq!(human_bytes(12 << 30), "12 GB");
+    }
+}

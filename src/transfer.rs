@@ -7,7 +7,7 @@
 //! source's history ([`segment_file_name`]), each created empty and padded to full size.
 
 use crate::error::Result;
-use crate::lsn::{Lsn, TimeLineId};
+use crate::lsn::{human_bytes, Lsn, TimeLineId};
 use crate::reporter::Reporter;
 use crate::source::{CheckedSink, ChunkSink, FetchRange, Source, TransferSink};
 use crate::target::TargetDir;
@@ -40,7 +40,8 @@ pub fn copy_and_stream(
 ) -> Result<Transferred> {
     let total: u64 = ranges.iter().map(|r| r.len).sum();
     rep.step(&format!(
-        "copying {total} bytes and streaming WAL from {wal_start} alongside"
+        "copying {} and streaming WAL from {wal_start} alongside",
+        human_bytes(total)
     ));
     let mut w = TransferWriter {
         target,
@@ -61,8 +62,11 @@ pub fn copy_and_stream(
     )?;
     let (data_bytes, wal_bytes) = (w.data_bytes, w.wal_bytes);
     rep.step(&format!(
-        "copied {data_bytes} bytes; streamed {wal_bytes} bytes of WAL from {wal_start} to {} on timeline {}",
-        end.end, end.tli
+        "copied {}; streamed {} of WAL from {wal_start} to {} on timeline {}",
+        human_bytes(data_bytes),
+        human_bytes(wal_bytes),
+        end.end,
+        end.tli
     ));
     Ok(Transferred {
         data_bytes,

@@ -41,9 +41,13 @@ pub struct RestoringWalDir {
     seg_size: u32,
     history: Vec<TimeLineHistoryEntry>,
     restore_command: Option<String>,
-    /// Segments fetched with restore_command (logged at the end).
-    pub restored: Vec<String>,
+    /// Segments fetched with restore_command, shared by every reader of one cluster's WAL (the
+    /// rebuild reports them).
+    restored: Restored,
 }
+
+/// The names of segments fetched with `restore_command`.
+pub type Restored = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 impl RestoringWalDir {
     /// The WAL directory of `datadir` (a cluster of `flavor`), with file names chosen by
@@ -61,8 +65,14 @@ impl RestoringWalDir {
             seg_size,
             history,
             restore_command,
-            restored: Vec::new(),
+            restored: Restored::default(),
         }
+    }
+
+    /// Records the segments this directory restores in `restored`.
+    pub fn with_restored(mut self, restored: Restored) -> Self {
+        self.restored = restored;
+        self
     }
 
     /// File name of segment `segno`: the timeline holding the segment's last byte (the newest
@@ -83,7 +93,9 @@ impl SegmentSource for RestoringWalDir {
             return Ok(None);
         };
         pgserver::restore_wal_file(cmd, &self.datadir, &self.dir, &name, &name)?;
-        self.restored.push(name);
+        if let Ok(mut r) = self.restored.lock() {
+            r.push(name);
+        }
         read_segment_file(&path, self.seg_size)
     }
 

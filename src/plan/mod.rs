@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::filemap::{self, Action, FileEntry, FileKind, Policy, WalWindow};
 use crate::flavor::Flavor;
-use crate::lsn::{Lsn, TimeLineId};
+use crate::lsn::{human_bytes, Lsn, TimeLineId};
 use crate::relpath::BLCKSZ;
 use crate::source::FetchRange;
 use serde::{Deserialize, Serialize};
@@ -298,19 +298,28 @@ impl Plan {
             );
         }
         for f in &self.files {
-            let _ = write!(s, "{:<9} {}", action_name(f.action), f.path);
-            if !f.blocks.is_empty() {
-                let _ = write!(s, " ({} blocks)", f.blocks.len());
+            // A file left alone but for its changed blocks reads as what happens to it.
+            let what = match (f.action, f.blocks.is_empty()) {
+                (Action::None, false) => "blocks",
+                (a, _) => action_name(a),
+            };
+            let _ = write!(s, "{what:<9} {}", f.path);
+            match f.blocks.len() {
+                0 => {}
+                1 => s.push_str(" (1 block)"),
+                n => {
+                    let _ = write!(s, " ({n} blocks)");
+                }
             }
-            let _ = writeln!(s, " [{} bytes]", f.bytes);
+            let _ = writeln!(s, " [{}]", human_bytes(f.bytes));
         }
         let t = &self.totals;
         let _ = writeln!(
             s,
-            "total: {} bytes to copy ({} blocks) of {} bytes in the source; {}",
-            t.bytes_to_copy,
+            "total: {} to copy ({} blocks) of {} in the source; {}",
+            human_bytes(t.bytes_to_copy),
             t.blocks,
-            t.source_bytes,
+            human_bytes(t.source_bytes),
             action_counts::by_name(&t.actions)
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()

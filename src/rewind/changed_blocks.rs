@@ -43,6 +43,14 @@ pub(super) fn scan_wal(
     let (changed, records) = walscan::scan_changed_blocks(&mut wal, redo, end, &tsdir)?;
     crate::failpoint::hit("wal-scan");
     rep.debug(&format!("read {records} WAL records from {redo} to {end}"));
+    let restored = target.restored_segments();
+    if !restored.is_empty() {
+        rep.info(&format!(
+            "restored {} WAL segment(s) of the target with restore_command: {}",
+            restored.len(),
+            restored.join(", ")
+        ));
+    }
     Ok(Some(changed))
 }
 

@@ -18,6 +18,7 @@ pub(super) fn target(opts: &Options, rep: &mut dyn Reporter) -> Result<TargetClu
         )));
     }
     let target = TargetCluster::open(&opts.target, opts.config_file.as_deref())?;
+    check_geometry(&target)?;
     let state = target.control().state;
     if shut_down(state) {
         return Ok(target);
@@ -47,6 +48,26 @@ pub(super) fn target(opts: &Options, rep: &mut dyn Reporter) -> Result<TargetClu
         ));
     }
     Ok(target)
+}
+
+/// The page and segment sizes gsbuild reads and writes are the default build's: a cluster
+/// built with others is refused before anything is done, naming the value.
+fn check_geometry(target: &TargetCluster) -> Result<()> {
+    let c = target.control();
+    let checks = [
+        ("blcksz", c.blcksz, crate::relpath::BLCKSZ),
+        ("relseg_size", c.relseg_size, crate::relpath::RELSEG_SIZE),
+        ("xlog_blcksz", c.xlog_blcksz, crate::xlog::XLOG_BLCKSZ),
+    ];
+    for (name, have, supported) in checks {
+        if have != supported {
+            return Err(Error::Incompatible(format!(
+                "\"{}\" was built with {name} {have}; gsbuild supports only {supported} (the default build)",
+                target.path().join(target.flavor().table().control_file).display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn shut_down(state: DbState) -> bool {

@@ -20,6 +20,7 @@ mod connect;
 mod divergence;
 mod execute;
 mod finish;
+mod hints;
 mod inspect;
 mod options;
 mod plan;
@@ -28,6 +29,7 @@ mod resume;
 mod source_wal;
 
 pub use crate::reporter::{Reporter, TracingReporter};
+pub use hints::hints;
 pub use options::{ChangedBlocks, Options, SourceSpec};
 use prepared::RunSettings;
 pub use prepared::{Outcome, Prepared};

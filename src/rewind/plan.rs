@@ -96,9 +96,9 @@ pub(super) fn build(
         ..base
     };
     rep.step(&format!(
-        "need to copy {} MB (total source directory size is {} MB)",
-        plan.totals.bytes_to_copy / (1 << 20),
-        plan.totals.source_bytes / (1 << 20)
+        "need to copy {} (total source directory size is {})",
+        crate::lsn::human_bytes(plan.totals.bytes_to_copy),
+        crate::lsn::human_bytes(plan.totals.source_bytes)
     ));
     Ok(plan)
 }

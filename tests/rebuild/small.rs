@@ -328,9 +328,29 @@ pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
         "restore_command = 'cp {}/%f %p'",
         archive.path.display()
     ));
+    // Without -c the error shows both ways out.
+    let source = match kind {
+        SourceKind::Server => ["--source-server".to_string(), new.connstr("postgres")],
+        SourceKind::Local => ["--source-pgdata".to_string(), s(new.datadir())],
+    };
+    let mut args = vec!["-D".to_string(), s(old.datadir()), "-n".into()];
+    args.extend(source);
+    let (code, _, err) = run(&gsbuild_bin(), &args, None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("hint: the target's restore_command can fetch the missing WAL from its archive: run again with -c"), "{err}");
+    assert!(
+        err.contains("hint: --changed-blocks=page-lsn needs none of the target's WAL"),
+        "{err}"
+    );
     let mut opts = options(&old, &new, kind);
     opts.restore_target_wal = true;
-    rebuilt(rebuild(opts).0);
+    let (r, rep) = rebuild(opts);
+    rebuilt(r);
+    assert!(
+        rep.saw("WAL segment(s) of the target with restore_command: 0000000"),
+        "{:?}",
+        rep.lines
+    );
     assert_owned_by(&old.datadir(), owner_uid(&old));
     finish(kind, &mut new, &mut old, None);
 }
@@ -424,7 +444,13 @@ pub(crate) fn dry_run(major: u32, kind: SourceKind) {
         SourceKind::Server => ["--source-server".to_string(), new.connstr("postgres")],
         SourceKind::Local => ["--source-pgdata".to_string(), s(new.datadir())],
     };
-    let mut args = vec!["-D".to_string(), s(old.datadir()), "-n".into(), "-R".into()];
+    let mut args = vec![
+        "-D".to_string(),
+        s(old.datadir()),
+        "-n".into(),
+        "-P".into(),
+        "-R".into(),
+    ];
     args.extend(source_arg);
     if kind == SourceKind::Local {
         args.retain(|a| a != "-R");
@@ -433,6 +459,37 @@ pub(crate) fn dry_run(major: u32, kind: SourceKind) {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("servers diverged at WAL location"), "{err}");
     assert!(!out.trim().is_empty(), "a dry run prints the plan");
+    // People's units (kB, MB) everywhere, the same in the summary as in the plan; a file
+    // whose blocks are copied reads as such.
+    let need = err
+        .lines()
+        .find(|l| l.contains("need to copy"))
+        .unwrap_or_default();
+    assert!(need.contains(" kB") || need.contains(" MB"), "{need}");
+    // Raw byte counts only below 1 kB: "[8 kB]", never "[8192 bytes]".
+    assert!(
+        !out.lines().any(|l| l
+            .rsplit_once(" bytes]")
+            .and_then(|(head, _)| head.rsplit('[').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n >= 1024)),
+        "{out}"
+    );
+    assert!(!out.contains("(1 blocks)"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("blocks ")), "{out}");
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("none ") && l.contains("block")),
+        "{out}"
+    );
+    let total = out
+        .lines()
+        .find(|l| l.starts_with("total: "))
+        .unwrap_or_default();
+    assert!(
+        total.contains(" kB to copy") || total.contains(" MB to copy"),
+        "{total}"
+    );
     assert_same_tree(
         &before,
         &tree_digest(&old.datadir()),
@@ -595,14 +652,7 @@ pub(crate) fn least_privilege_role(major: u32) {
     let Some(pg) = install(major) else { return };
     let grants = |c: &Cluster| {
         small_setup(c);
-        c.psql_script(
-            "postgres",
-            "CREATE ROLE rewinder LOGIN;
-             GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewinder;
-             GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO rewinder;
-             GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO rewinder;
-             GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder;",
-        );
+        create_rewind_role(c);
     };
     let (mut old, new) = primary_and_standby(&pg, "leastpriv", grants, &[]);
     new.promote();

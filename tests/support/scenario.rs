@@ -386,6 +386,19 @@ pub fn small_setup(c: &Cluster) {
     );
 }
 
+/// The least-privilege role HA tools create for pg_rewind (`rewinder`): LOGIN and EXECUTE on
+/// the four file functions, no superuser, no `REPLICATION`, no `pg_read_all_settings`.
+pub fn create_rewind_role(c: &Cluster) {
+    c.psql_script(
+        "postgres",
+        "CREATE ROLE rewinder LOGIN;
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewinder;
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO rewinder;
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO rewinder;
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder;",
+    );
+}
+
 /// Both sides write after the split; the target's writes are to be lost.
 pub fn small_diverge(source: &Cluster, target: &Cluster) {
     pgbench(source, &["-n", "-t", "100"]);

@@ -92,6 +92,16 @@ pub enum Command {
         )]
         target_pgdata: PathBuf,
     },
+    /// Print a shell completion script (install: `gsbuild completions bash >
+    /// /usr/share/bash-completion/completions/gsbuild`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (install: `gsbuild manpage >
+    /// /usr/share/man/man1/gsbuild.1`).
+    Manpage,
 }
 
 /// `gsbuild inspect …`.

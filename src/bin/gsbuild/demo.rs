@@ -5,6 +5,7 @@
 
 use crate::cli::DemoArgs;
 use anyhow::{bail, Context, Result};
+use gsbuild::lsn::human_bytes;
 use gsbuild::rewind::{Options, Reporter, SourceSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -376,13 +377,13 @@ fn rebuild_and_verify(pg: &Pg, pair: &Pair) -> Result<()> {
     let outcome =
         outcome.context("gsbuild found nothing to rewind, which the demo does not expect")?;
     println!(
-        "   rebuilt in {:.2?}: {} files acted on, {} blocks, {} bytes of data and {} bytes of WAL copied (the cluster holds {} bytes)",
+        "   rebuilt in {:.2?}: {} files acted on, {} blocks, {} of data and {} of WAL copied (the cluster holds {})",
         t.elapsed(),
         plan.files.len(),
         plan.totals.blocks,
-        plan.totals.bytes_to_copy,
-        outcome.wal_bytes,
-        plan.totals.source_bytes
+        human_bytes(plan.totals.bytes_to_copy),
+        human_bytes(outcome.wal_bytes),
+        human_bytes(plan.totals.source_bytes)
     );
     println!("5. old primary starts as a standby of the new one and catches up");
     start(pg, old, old_sock)?;

@@ -47,6 +47,12 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
+    // A closed pipe ends the process quietly, as it does Unix tools (`gsbuild inspect wal |
+    // head`), instead of failing every later write with EPIPE.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let invoked_as = std::path::Path::new(&argv0)
         .file_name()
@@ -67,6 +73,16 @@ fn main() -> ExitCode {
         Some(cli::Command::Rewind(a)) => rewind_compat(a),
         Some(cli::Command::Demo(a)) => finish(demo::run(&a), Dialect::Gsbuild),
         Some(cli::Command::Status { target_pgdata }) => status(&target_pgdata),
+        Some(cli::Command::Completions { shell }) => {
+            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "gsbuild", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Some(cli::Command::Manpage) => {
+            let cmd = <cli::Cli as clap::CommandFactory>::command();
+            let page = clap_mangen::Man::new(cmd).render(&mut std::io::stdout());
+            finish(page.map_err(anyhow::Error::from), Dialect::Gsbuild)
+        }
         None => repair(args.rebuild, args.repair),
     }
 }
@@ -95,10 +111,25 @@ fn finish(result: anyhow::Result<()>, dialect: Dialect) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}: error: {e:#}", dialect.name());
+            eprintln!("{}: error: {}", dialect.name(), chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error with its causes, each cause said once: one whose text the message already holds
+/// (the library's messages name the operating system's error) is not repeated.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        let text = gsbuild::error::without_os_error(&text);
+        if !out.contains(text) {
+            out.push_str(": ");
+            out.push_str(text);
+        }
+    }
+    out
 }
 
 fn rewind_compat(a: cli::PgRewindArgs) -> ExitCode {
@@ -167,21 +198,22 @@ fn options(r: &cli::RebuildArgs, dialect: Dialect) -> anyhow::Result<Options> {
 }
 
 fn rebuild(r: cli::RebuildArgs, dialect: Dialect) -> ExitCode {
-    report::init_logging(r.verbose, r.debug);
+    report::init_logging(dialect.name(), r.verbose, r.debug);
     let opts = match options(&r, dialect) {
         Ok(o) => o,
         Err(e) => return finish(Err(e), dialect),
     };
     let mut rep = report::CliReporter::new(dialect.name(), r.progress, r.debug);
-    let result = gsbuild::rewind::run(opts, &mut rep);
+    let result = gsbuild::rewind::run(opts.clone(), &mut rep);
     rep.finish_progress();
-    report_result(&r, dialect, result.map(|(p, o)| (p, o, None)))
+    report_result(&r, &opts, dialect, result.map(|(p, o)| (p, o, None)))
 }
 
 /// Prints a rebuild's result (the plan for a dry run, JSON with `--format json`) or its error,
 /// with the hint that an interrupted rebuild resumes; the exit code.
 fn report_result(
     r: &cli::RebuildArgs,
+    opts: &Options,
     dialect: Dialect,
     result: gsbuild::Result<(
         gsbuild::plan::Plan,
@@ -204,6 +236,9 @@ fn report_result(
         }
         Err(e) => {
             eprintln!("{}: error: {e}", dialect.name());
+            for hint in gsbuild::rewind::hints(&e, opts) {
+                eprintln!("{}: hint: {hint}", dialect.name());
+            }
             if let Some(dir) = &r.target_pgdata {
                 if let Ok(JournalState::Interrupted(_)) = journal::inspect(dir) {
                     eprintln!(
@@ -221,7 +256,7 @@ fn report_result(
 
 /// `gsbuild -D DIR`: the whole repair (stop, rebuild, start as a standby).
 fn repair(r: cli::RebuildArgs, how: cli::RepairArgs) -> ExitCode {
-    report::init_logging(r.verbose, r.debug);
+    report::init_logging(Dialect::Gsbuild.name(), r.verbose, r.debug);
     let opts = match options(&r, Dialect::Gsbuild) {
         Ok(o) => o,
         Err(e) => return finish(Err(e), Dialect::Gsbuild),
@@ -235,17 +270,27 @@ fn repair(r: cli::RebuildArgs, how: cli::RepairArgs) -> ExitCode {
         wait: std::time::Duration::from_secs(how.wait),
     };
     let mut rep = report::CliReporter::new(Dialect::Gsbuild.name(), r.progress, r.debug);
-    let result = gsbuild::lifecycle::repair(opts, &repair, &mut rep);
+    let result = gsbuild::lifecycle::repair(opts.clone(), &repair, &mut rep);
     rep.finish_progress();
     let result = result.map(|done| {
         let standby = done.standby.clone();
         (done.plan, done.outcome, standby)
     });
-    report_result(&r, Dialect::Gsbuild, result)
+    report_result(&r, &opts, Dialect::Gsbuild, result)
 }
 
 /// `gsbuild status -D DIR`.
 fn status(dir: &std::path::Path) -> ExitCode {
+    let is_datadir = [journal::CONTROL_FILE, journal::CONTROL_ASIDE]
+        .iter()
+        .any(|f| dir.join(f).is_file());
+    if !is_datadir {
+        eprintln!(
+            "gsbuild: error: \"{}\" is not a data directory (it has no global/pg_control)",
+            dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let state = match journal::inspect(dir) {
         Ok(s) => s,
         Err(e) => {

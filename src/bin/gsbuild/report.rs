@@ -3,12 +3,14 @@
 //! periodic lines otherwise, and `tracing` logs (`RUST_LOG`, `-v`, `--debug`).
 
 use gsbuild::rewind::Reporter;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// Sets up `tracing` on stderr: `RUST_LOG` wins; else `-v` levels; `--debug` means debug.
-pub fn init_logging(verbose: u8, debug: bool) {
+/// Every line starts with the dialect's name and the level as pg_rewind words it
+/// (`pg_rewind: warning: …`), so an HA tool's log parser sees gsbuild's lines as its own.
+pub fn init_logging(name: &'static str, verbose: u8, debug: bool) {
     let level = match (verbose, debug) {
         (_, true) | (2, _) => "debug",
         (0, false) => "warn",
@@ -24,8 +26,44 @@ pub fn init_logging(verbose: u8, debug: bool) {
         .with_env_filter(filter)
         .with_ansi(colour)
         .with_writer(std::io::stderr)
-        .with_target(false)
+        .event_format(Prefixed { name, colour })
         .try_init();
+}
+
+/// The format of a `tracing` line: `name: level: message field=value`.
+struct Prefixed {
+    name: &'static str,
+    colour: bool,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Prefixed
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing::Level;
+        let level = *event.metadata().level();
+        let (word, ansi) = match level {
+            Level::ERROR => ("error", "31"),
+            Level::WARN => ("warning", "33"),
+            Level::INFO => ("info", "32"),
+            Level::DEBUG => ("debug", "2"),
+            Level::TRACE => ("trace", "2"),
+        };
+        if self.colour {
+            write!(writer, "{}: \x1b[{ansi}m{word}\x1b[0m: ", self.name)?;
+        } else {
+            write!(writer, "{}: {word}: ", self.name)?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// Prints a rebuild's messages for a person or an HA tool.
@@ -88,9 +126,31 @@ impl Reporter for CliReporter {
         if std::io::stderr().is_terminal() {
             let bar = self.bar.get_or_insert_with(|| {
                 let bar = ProgressBar::new(total);
+                // In the units of every other line (kB, MB), not indicatif's MiB.
+                let human = |pos: u64| gsbuild::lsn::human_bytes(pos);
                 let style = ProgressStyle::with_template(
-                    "{bytes}/{total_bytes} copied [{bar:30}] {percent}% {bytes_per_sec} ETA {eta}",
+                    "{done}/{all} copied [{bar:30}] {percent}% {rate} ETA {eta}",
                 )
+                .map(|st| {
+                    st.with_key(
+                        "done",
+                        move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&human(s.pos()));
+                        },
+                    )
+                    .with_key(
+                        "all",
+                        move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&human(s.len().unwrap_or(0)));
+                        },
+                    )
+                    .with_key(
+                        "rate",
+                        move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{}/s", human(s.per_sec() as u64));
+                        },
+                    )
+                })
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
                 bar.set_style(style.progress_chars("=> "));
                 bar
