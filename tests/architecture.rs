@@ -289,3 +289,44 @@ fn the_project_explains_itself() {
         found.join("\n")
     );
 }
+
+/// `rust-version` in Cargo.toml is true: no locked dependency (for this platform, tests and
+/// benches included) needs a newer Rust than the one the package states.
+#[test]
+fn stated_rust_version_covers_the_locked_dependencies() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .args(["--filter-platform", "x86_64-unknown-linux-gnu"])
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let version = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    let packages = meta["packages"].as_array().expect("packages");
+    let stated = packages
+        .iter()
+        .find(|p| p["name"] == "gsbuild")
+        .and_then(|p| p["rust_version"].as_str())
+        .map(version)
+        .expect("gsbuild states a rust-version");
+    let newer: Vec<String> = packages
+        .iter()
+        .filter_map(|p| {
+            let needs = p["rust_version"].as_str()?;
+            (version(needs) > stated)
+                .then(|| format!("{} {} needs Rust {needs}", p["name"], p["version"]))
+        })
+        .collect();
+    assert!(
+        newer.is_empty(),
+        "rust-version {stated:?} is too old:\n{}",
+        newer.join("\n")
+    );
+}
