@@ -129,7 +129,8 @@ async fn authentication_identify_system_and_streaming() {
             "{text}"
         );
         assert!(
-            !text.contains("wrongpass") && text.contains(&format!("127.0.0.1:{}", c.port)),
+            !text.contains("wrongpass")
+                && text.contains(&format!("at \"127.0.0.1\", port {}", c.port)),
             "{text}"
         );
 
@@ -402,7 +403,7 @@ async fn unreachable_and_silent_servers_fail_fast() {
     .unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains(&format!("127.0.0.1:{port}")) && text.contains("refused"),
+        text.contains(&format!("at \"127.0.0.1\", port {port}")) && text.contains("refused"),
         "{text}"
     );
     assert!(t0.elapsed() < Duration::from_secs(5));
@@ -424,7 +425,10 @@ async fn unreachable_and_silent_servers_fail_fast() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("at \"127.0.0.1\", port {port}")),
+        "{err}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(5), "{err}");
     drop(listener);
 }
