@@ -5,6 +5,8 @@
 
 mod support;
 
+#[path = "rebuild/check.rs"]
+mod check;
 #[path = "rebuild/lifecycle.rs"]
 mod lifecycle;
 #[path = "rebuild/matrix.rs"]

@@ -3,10 +3,12 @@
 //! the rebuild ([`crate::rewind::run`]); the target started as a standby of the source; and how
 //! far behind it streams. The phases of the rebuild itself are [`crate::rewind`]'s.
 
+mod check;
 mod ctl;
 mod lock;
 mod standby;
 
+pub use check::{check, Diagnosis, Verdict};
 pub use ctl::{ServerCtl, StopMode};
 pub use lock::BuildLock;
 pub use standby::StandbyState;

@@ -42,11 +42,7 @@ pub fn wait_streaming(
         lag_bytes: None,
     };
     while t0.elapsed() < wait {
-        let state = match flavor.product() {
-            Product::PostgreSql => postgres_state(datadir),
-            Product::OpenGauss => opengauss_state(ctl),
-        };
-        match state {
+        match current(datadir, flavor, ctl) {
             Ok(s) if s.streaming => {
                 rep.info(&describe(&s));
                 return Ok(s);
@@ -61,6 +57,14 @@ pub fn wait_streaming(
         wait.as_secs()
     ));
     Ok(last)
+}
+
+/// Where the running standby of `datadir` stands now.
+pub(super) fn current(datadir: &Path, flavor: Flavor, ctl: &ServerCtl) -> Result<StandbyState> {
+    match flavor.product() {
+        Product::PostgreSql => postgres_state(datadir),
+        Product::OpenGauss => opengauss_state(ctl),
+    }
 }
 
 fn describe(s: &StandbyState) -> String {

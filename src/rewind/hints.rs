@@ -26,7 +26,7 @@ pub fn hints(err: &Error, opts: &Options) -> Vec<String> {
 }
 
 /// Whether `err` says that WAL of the target is missing or unreadable.
-fn target_wal_missing(err: &Error) -> bool {
+pub fn target_wal_missing(err: &Error) -> bool {
     match err {
         Error::WalUse { .. } => true,
         Error::Io { path, .. } => path

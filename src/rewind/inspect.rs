@@ -1,6 +1,7 @@
 //! Phase 1, the target as it is: not running, its control file valid, shut down cleanly — a
 //! target that was not is first taken through single-user crash recovery, as pg_rewind does
-//! (the one write of phases 1–5, which `ensure_shutdown = false` refuses).
+//! (the one write of phases 1–5, which `ensure_shutdown = false` refuses). A diagnosis
+//! (`-b check`) reads it as it is.
 
 use super::options::Options;
 use crate::cluster::TargetCluster;
@@ -11,6 +12,11 @@ use crate::reporter::Reporter;
 
 /// The target, stopped and shut down cleanly.
 pub(super) fn target(opts: &Options, rep: &mut dyn Reporter) -> Result<TargetCluster> {
+    if opts.diagnose && opts.dry_run {
+        let target = TargetCluster::open(&opts.target, opts.config_file.as_deref())?;
+        check_geometry(&target)?;
+        return Ok(target);
+    }
     if pgserver::is_running(&opts.target) {
         return Err(Error::Incompatible(format!(
             "target server must be shut down cleanly (a postmaster is running on \"{}\")",

@@ -29,7 +29,7 @@ mod resume;
 mod source_wal;
 
 pub use crate::reporter::{Reporter, TracingReporter};
-pub use hints::hints;
+pub use hints::{hints, target_wal_missing};
 pub use options::{ChangedBlocks, Options, SourceSpec};
 use prepared::RunSettings;
 pub use prepared::{Outcome, Prepared};

@@ -247,7 +247,7 @@ fn unclean_target_pg15_local() {
 /// A diverged pair whose target archived its WAL from the common checkpoint on and lost it
 /// from `pg_wal` (every archived segment removed; the segment holding the target's shutdown
 /// checkpoint stays, as a cluster needs it to start). Returns (target, source, archive).
-fn pair_without_target_wal(pg: &PgInstall, name: &str) -> (Cluster, Cluster, TestDir) {
+pub(crate) fn pair_without_target_wal(pg: &PgInstall, name: &str) -> (Cluster, Cluster, TestDir) {
     let archive = TestDir::new("archive");
     let init = InitOptions {
         extra_conf: format!(

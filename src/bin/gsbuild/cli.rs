@@ -64,6 +64,10 @@ pub enum BuildModeArg {
     /// Copy only what diverged.
     #[default]
     Incremental,
+    /// Change nothing: say whether the target is healthy or needs an incremental or a full
+    /// build, and why (exit 0 healthy or no build needed, 2 incremental, 3 full, 4 cannot
+    /// build, 1 error).
+    Check,
 }
 
 /// Subcommands.

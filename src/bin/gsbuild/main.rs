@@ -261,7 +261,9 @@ fn repair(r: cli::RebuildArgs, how: cli::RepairArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return finish(Err(e), Dialect::Gsbuild),
     };
-    let cli::BuildModeArg::Incremental = how.build_mode;
+    if how.build_mode == cli::BuildModeArg::Check {
+        return check(&r, opts, how.ctl.as_deref());
+    }
     let repair = gsbuild::lifecycle::Repair {
         start: !how.no_start,
         mode: how.start_mode.clone(),
@@ -277,6 +279,22 @@ fn repair(r: cli::RebuildArgs, how: cli::RepairArgs) -> ExitCode {
         (done.plan, done.outcome, standby)
     });
     report_result(&r, &opts, Dialect::Gsbuild, result)
+}
+
+/// `gsbuild -b check -D DIR`: one verdict, as text or JSON; its exit code.
+fn check(r: &cli::RebuildArgs, opts: Options, ctl: Option<&std::path::Path>) -> ExitCode {
+    let mut rep = report::CliReporter::new(Dialect::Gsbuild.name(), r.progress, r.debug);
+    match gsbuild::lifecycle::check(opts.clone(), ctl, &mut rep) {
+        Ok(d) => {
+            if r.format == cli::Format::Json {
+                println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+            } else {
+                println!("{}", d.line());
+            }
+            ExitCode::from(d.verdict.exit_code())
+        }
+        Err(e) => report_result(r, &opts, Dialect::Gsbuild, Err(e)),
+    }
 }
 
 /// `gsbuild status -D DIR`.
