@@ -27,6 +27,35 @@ pub struct Transferred {
     pub end_tli: TimeLineId,
 }
 
+/// How a transfer goes: the WAL segment size, and a bandwidth limit on everything fetched.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// WAL segment size of the clusters.
+    pub seg_size: u32,
+    /// At most this many bytes per second of files, blocks and WAL (`--max-rate`).
+    pub max_rate: Option<u64>,
+}
+
+/// A bandwidth limit on what arrives: after N bytes in all, the receiving thread waits until
+/// N / rate seconds have passed since the start. The sources' sessions block on it (their
+/// queues are bounded), so the limit holds on the wire to within what their socket buffers
+/// hold.
+struct RateLimit {
+    rate: u64,
+    start: std::time::Instant,
+    bytes: u64,
+}
+
+impl RateLimit {
+    fn consume(&mut self, n: usize) {
+        self.bytes += n as u64;
+        let due = std::time::Duration::from_secs_f64(self.bytes as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 /// Copies `ranges` and the source's WAL from `wal_start` (the first byte of the segment
 /// holding the common redo point) along `history` into `target`; see the module docs.
 pub fn copy_and_stream(
@@ -35,7 +64,7 @@ pub fn copy_and_stream(
     ranges: &[FetchRange],
     wal_start: Lsn,
     history: &[TimeLineHistoryEntry],
-    seg_size: u32,
+    pace: Pace,
     rep: &mut dyn Reporter,
 ) -> Result<Transferred> {
     let total: u64 = ranges.iter().map(|r| r.len).sum();
@@ -45,7 +74,12 @@ pub fn copy_and_stream(
     ));
     let mut w = TransferWriter {
         target,
-        seg_size,
+        seg_size: pace.seg_size,
+        limit: pace.max_rate.map(|rate| RateLimit {
+            rate: rate.max(1),
+            start: std::time::Instant::now(),
+            bytes: 0,
+        }),
         segments: BTreeSet::new(),
         vanished: BTreeSet::new(),
         data_bytes: 0,
@@ -88,12 +122,16 @@ struct TransferWriter<'a> {
     data_bytes: u64,
     wal_bytes: u64,
     total: u64,
+    limit: Option<RateLimit>,
     rep: &'a mut dyn Reporter,
 }
 
 impl ChunkSink for TransferWriter<'_> {
     fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
         self.data_bytes += data.len() as u64;
+        if let Some(l) = &mut self.limit {
+            l.consume(data.len());
+        }
         if self.vanished.contains(path) {
             return Ok(());
         }
@@ -114,6 +152,9 @@ impl ChunkSink for TransferWriter<'_> {
 
 impl TransferSink for TransferWriter<'_> {
     fn wal(&mut self, start: Lsn, data: &[u8], history: &[TimeLineHistoryEntry]) -> Result<()> {
+        if let Some(l) = &mut self.limit {
+            l.consume(data.len());
+        }
         let seg_size = u64::from(self.seg_size);
         let mut pos = start;
         let mut rest = data;
@@ -166,8 +207,23 @@ mod tests {
             data_bytes: 0,
             wal_bytes: 0,
             total: 0,
+            limit: None,
             rep,
         }
+    }
+
+    #[test]
+    fn the_rate_limit_holds_over_the_whole_transfer() {
+        let mut l = RateLimit {
+            rate: 4 << 20,
+            start: std::time::Instant::now(),
+            bytes: 0,
+        };
+        for _ in 0..16 {
+            l.consume(64 << 10);
+        }
+        // 1 MiB at 4 MiB/s: a quarter of a second, not less.
+        assert!(l.start.elapsed() >= std::time::Duration::from_millis(250));
     }
 
     #[test]

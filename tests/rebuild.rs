@@ -11,6 +11,8 @@ mod check;
 mod lifecycle;
 #[path = "rebuild/matrix.rs"]
 mod matrix;
+#[path = "rebuild/rate.rs"]
+mod rate;
 #[path = "rebuild/rich.rs"]
 mod rich;
 #[path = "rebuild/small.rs"]

@@ -55,7 +55,10 @@ pub(super) fn run(
     let resumed = prep.resume.take();
     let mut journal = point_of_no_return(resumed, prep, locations, target)?;
     let history = &prep.source_history;
-    let seg_size = prep.target.seg_size();
+    let pace = transfer::Pace {
+        seg_size: prep.target.seg_size(),
+        max_rate: prep.settings.max_rate,
+    };
     if files_done {
         rep.step("file changes were completed by an earlier run");
         // Only the WAL, to where the source is now.
@@ -65,7 +68,7 @@ pub(super) fn run(
             &[],
             wal_start,
             history,
-            seg_size,
+            pace,
             rep,
         )?;
         return Ok(t);
@@ -78,7 +81,7 @@ pub(super) fn run(
         &ranges,
         wal_start,
         history,
-        seg_size,
+        pace,
         rep,
     )?;
     // Durable before the journal says so: a resumed run skips them.

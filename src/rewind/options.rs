@@ -59,6 +59,9 @@ pub struct Options {
     /// Diagnose only (`-b check`): with `dry_run`, read the target as it is, even running or
     /// not shut down cleanly (nothing is written, so nothing needs it stopped).
     pub diagnose: bool,
+    /// At most this many bytes per second fetched from the source, files, blocks and WAL
+    /// together (`--max-rate`); `None`: as fast as it goes.
+    pub max_rate: Option<u64>,
 }
 
 /// How phase 4 finds the blocks the target changed after the divergence point.
@@ -94,6 +97,7 @@ impl Options {
             changed_blocks: ChangedBlocks::Wal,
             verify_blocks: false,
             diagnose: false,
+            max_rate: None,
         }
     }
 }

@@ -68,6 +68,8 @@ pub(crate) struct RunSettings {
     pub write_recovery_conf: bool,
     /// `--tablespace-mapping`.
     pub tablespace_mapping: Vec<(PathBuf, PathBuf)>,
+    /// `--max-rate`, bytes per second.
+    pub max_rate: Option<u64>,
 }
 
 impl RunSettings {
@@ -78,6 +80,7 @@ impl RunSettings {
             sync: opts.sync,
             write_recovery_conf: opts.write_recovery_conf,
             tablespace_mapping: opts.tablespace_mapping.clone(),
+            max_rate: opts.max_rate,
         }
     }
 }

@@ -231,6 +231,10 @@ pub struct RebuildArgs {
     /// written after the divergence that the WAL does not account for.
     #[arg(long)]
     pub verify_blocks: bool,
+    /// Fetch at most RATE from the source, files, blocks and WAL together: kB/s, or with a
+    /// suffix k (kB/s) or M (MB/s), as pg_basebackup's -r (32 kB/s to 1024 MB/s).
+    #[arg(short = 'r', long = "max-rate", value_name = "RATE", value_parser = parse_rate)]
+    pub max_rate: Option<u64>,
     /// Give up when the source does not answer for this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -287,6 +291,27 @@ pub struct DemoArgs {
     /// Keep the clusters (stopped) after the demo.
     #[arg(long)]
     pub keep: bool,
+}
+
+/// `--max-rate`: kB/s, or with a suffix `k` (kB/s) or `M` (MB/s), 32 kB/s to 1024 MB/s (as
+/// pg_basebackup's `-r`); bytes per second.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, unit) = match t.strip_suffix('M') {
+        Some(n) => (n, 1024 * 1024),
+        None => (t.strip_suffix('k').unwrap_or(t), 1024),
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid transfer rate \"{text}\" (kB/s, or with a suffix k or M)"))?;
+    let bytes = value * f64::from(unit);
+    if !(32.0 * 1024.0..=1024.0 * 1024.0 * 1024.0).contains(&bytes) {
+        return Err(format!(
+            "transfer rate \"{text}\" is out of range (32 kB/s to 1024 MB/s)"
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 #[cfg(test)]
