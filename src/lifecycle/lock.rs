@@ -59,6 +59,12 @@ impl BuildLock {
     }
 }
 
+/// The pid of the build running on `datadir`, if one holds its lock (read from `/proc/locks`,
+/// without taking the lock: a build starting now must not find it held by a look).
+pub fn running_build(datadir: &Path) -> Option<u32> {
+    holder_of(&File::open(datadir).ok()?)
+}
+
 /// The pid holding a `flock` on the file `f` is open on, from `/proc/locks` (lines such as
 /// `3: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF`, the device's major and minor in hex).
 fn holder_of(f: &File) -> Option<u32> {

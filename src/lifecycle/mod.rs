@@ -6,11 +6,13 @@
 mod check;
 mod ctl;
 mod lock;
+mod progress;
 mod standby;
 
 pub use check::{check, Diagnosis, Verdict};
 pub use ctl::{ServerCtl, StopMode};
-pub use lock::BuildLock;
+pub use lock::{running_build, BuildLock};
+pub use progress::{read_progress, Progress, ProgressFile};
 pub use standby::StandbyState;
 
 use crate::cluster::TargetCluster;
@@ -69,6 +71,14 @@ pub fn repair(mut opts: Options, how: &Repair, rep: &mut dyn Reporter) -> Result
     let lock = match opts.dry_run {
         true => None,
         false => Some(BuildLock::acquire(&opts.target, flavor.table())?),
+    };
+    let mut progress;
+    let rep: &mut dyn Reporter = match lock.is_some() {
+        true => {
+            progress = ProgressFile::new(&opts.target, rep);
+            &mut progress
+        }
+        false => rep,
     };
     let target = opts.target.clone();
     let ctl = || ServerCtl::find(&target, flavor, how.ctl.as_deref());

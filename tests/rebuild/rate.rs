@@ -50,3 +50,61 @@ pub(crate) fn max_rate_bounds_the_transfer(major: u32) {
 fn max_rate_bounds_the_transfer_pg17() {
     max_rate_bounds_the_transfer(17);
 }
+
+/// `gsbuild status -D` while a build runs (slowed by `--max-rate`): its pid, step, bytes
+/// copied and time left; once it ended, no build in progress.
+pub(crate) fn status_of_a_running_build(major: u32) {
+    let Some(pg) = install(major) else { return };
+    let (mut old, new) = primary_and_standby(&pg, "running", small_setup, &[]);
+    new.promote();
+    small_diverge(&new, &old);
+    old.stop();
+    let mut child = Command::new(gsbuild_bin())
+        .args(["-q", "--max-rate", "1M", "-D"])
+        .arg(old.datadir())
+        .args(["--source-server", &new.connstr("postgres")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run gsbuild");
+    let status = || {
+        let out = Command::new(gsbuild_bin())
+            .args(["status", "-D"])
+            .arg(old.datadir())
+            .output()
+            .expect("status");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let t0 = Instant::now();
+    let seen = loop {
+        let text = status();
+        if text.contains("copied:") && text.contains("remaining:") {
+            break text;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120) && child.try_wait().expect("wait").is_none(),
+            "never saw the copy in progress; last status:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("{seen}");
+    assert!(
+        seen.contains(&format!("is running (pid {})", child.id())),
+        "{seen}"
+    );
+    assert!(seen.contains("step:      copying"), "{seen}");
+    assert!(child.wait().expect("wait").success());
+    assert!(
+        status().starts_with("no rebuild in progress"),
+        "{}",
+        status()
+    );
+    configure_standby(&old, &new);
+    verify_standby(&new, &mut old);
+}
+
+#[test]
+fn status_of_a_running_build_pg15() {
+    status_of_a_running_build(15);
+}

@@ -298,6 +298,27 @@ fn check(r: &cli::RebuildArgs, opts: Options, ctl: Option<&std::path::Path>) -> 
     }
 }
 
+/// `gsbuild status` of a build that runs now: its pid, step, bytes and time left.
+fn print_running(dir: &std::path::Path, pid: u32) {
+    use gsbuild::lsn::human_bytes;
+    println!("a rebuild of \"{}\" is running (pid {pid})", dir.display());
+    let Some(p) = gsbuild::lifecycle::read_progress(dir).filter(|p| p.pid == pid) else {
+        return;
+    };
+    println!("  started:   {}", p.started);
+    println!("  step:      {}", p.phase);
+    if let Some(pct) = p.percent() {
+        println!(
+            "  copied:    {} of {} ({pct:.0}%)",
+            human_bytes(p.done),
+            human_bytes(p.total)
+        );
+    }
+    if let Some(eta) = p.eta_secs() {
+        println!("  remaining: about {eta:.0} s at the rate so far");
+    }
+}
+
 /// `gsbuild status -D DIR`.
 fn status(dir: &std::path::Path) -> ExitCode {
     let is_datadir = [journal::CONTROL_FILE, journal::CONTROL_ASIDE]
@@ -309,6 +330,10 @@ fn status(dir: &std::path::Path) -> ExitCode {
             dir.display()
         );
         return ExitCode::FAILURE;
+    }
+    if let Some(pid) = gsbuild::lifecycle::running_build(dir) {
+        print_running(dir, pid);
+        return ExitCode::SUCCESS;
     }
     let state = match journal::inspect(dir) {
         Ok(s) => s,
