@@ -195,6 +195,9 @@ pub struct Scenario {
     pub ckpt_before_split: bool,
     /// CHECKPOINT (a restartpoint) on the standby to be promoted, just before promotion.
     pub restartpoint_before_promote: bool,
+    /// CHECKPOINT right after each promotion (else the promoted node's checkpoint comes after
+    /// its writes).
+    pub checkpoint_at_promotion: bool,
     /// On the source's primary after the split.
     pub source_steps: Vec<Step>,
     /// On the target after the split.
@@ -257,6 +260,11 @@ impl Scenario {
         if self.restartpoint_before_promote {
             s.push_str(" restartpoint-before-promote");
         }
+        s.push_str(if self.checkpoint_at_promotion {
+            " ckpt-at-promotion"
+        } else {
+            " ckpt-after-writes"
+        });
         if self.promote_after_verify {
             s.push_str(" promote-after-verify");
         }
@@ -291,9 +299,14 @@ impl Scenario {
 
     /// Whether any step of any phase has this kind.
     pub fn has_step(&self, kind: &str) -> bool {
-        [&self.pre, &self.common, &self.source_steps, &self.target_steps]
-            .iter()
-            .any(|p| p.iter().any(|s| s.kind == kind))
+        [
+            &self.pre,
+            &self.common,
+            &self.source_steps,
+            &self.target_steps,
+        ]
+        .iter()
+        .any(|p| p.iter().any(|s| s.kind == kind))
     }
 
     /// The scenario for `seed`.
@@ -305,7 +318,7 @@ impl Scenario {
         let pick_base = |r: &mut Rng| match r.weighted(&[3, 1, 1, 1]) {
             0 => Base::Promote,
             1 => Base::Cascade {
-                from_new: r.chance(50),
+                from_new: r.chance(20),
             },
             2 => Base::Chain {
                 depth: 1 + r.below(2) as usize,
@@ -315,8 +328,10 @@ impl Scenario {
         };
         let base = match topology {
             Topology::Promote => Base::Promote,
+            // A standby made from the new primary after the promotion lacks the WAL from the
+            // divergence on: no rebuild from it can start (a negative case, kept rare).
             Topology::CascadeSource => Base::Cascade {
-                from_new: r.chance(50),
+                from_new: r.chance(20),
             },
             Topology::Chain => Base::Chain {
                 depth: 1 + r.below(2) as usize,
@@ -358,15 +373,17 @@ impl Scenario {
         let wal_log_hints = !checksums || r.chance(50);
         let wal_compression = if major == 14 {
             r.pick(&["off", "on"]).to_string()
+        } else if major == 15 {
+            // The toolsets of .ci/install-pg.sh: 15 is built with lz4 only, 16+ with zstd too.
+            r.pick(&["off", "pglz", "lz4"]).to_string()
         } else {
-            // Official builds of 15+ have lz4 and zstd; install-pg.sh's builds too (checked
-            // when the server starts: an unknown value fails the scenario as a harness error).
             r.pick(&["off", "pglz", "lz4", "zstd"]).to_string()
         };
         let gsbuild_as_root = r.chance(50);
         let promote_after_verify = r.chance(40);
         let ckpt_before_split = r.chance(50);
         let restartpoint_before_promote = r.chance(30);
+        let checkpoint_at_promotion = r.chance(50);
 
         let mut w = rng.fork();
         let mut model = Model::new(major);
@@ -376,7 +393,7 @@ impl Scenario {
             pre.push(model.step(&mut w, Phase::Pre));
         }
         let mut common = Vec::new();
-        for _ in 0..w.range(2, 7) {
+        for _ in 0..w.range(3, 9) {
             common.push(model.step(&mut w, Phase::Common));
         }
         // The last common step writes rows nobody reads, so hint bits are left to set after
@@ -389,11 +406,11 @@ impl Scenario {
         let mut s_rng = w.fork();
         let mut t_rng = w.fork();
         let mut source_steps = Vec::new();
-        for _ in 0..s_rng.range(2, 8) {
+        for _ in 0..s_rng.range(2, 9) {
             source_steps.push(source_model.step(&mut s_rng, Phase::Source));
         }
         let mut target_steps = Vec::new();
-        for _ in 0..t_rng.range(1, 7) {
+        for _ in 0..t_rng.range(1, 8) {
             target_steps.push(target_model.step(&mut t_rng, Phase::Target));
         }
         // The target always writes rows of its own after the split (they must disappear).
@@ -417,6 +434,7 @@ impl Scenario {
             common,
             ckpt_before_split,
             restartpoint_before_promote,
+            checkpoint_at_promotion,
             source_steps,
             target_steps,
         }
@@ -581,7 +599,13 @@ impl Model {
         let unlogged = r.chance(15);
         let ff = *r.pick(&[100, 90, 70]);
         let ts = self.pick_tablespace(r, phase, 30);
-        let rows = if toast { r.range(10, 150) } else { r.range(50, 3000) };
+        let rows = if toast {
+            r.range(10, 150)
+        } else if r.chance(15) {
+            r.range(10_000, 40_000)
+        } else {
+            r.range(50, 3000)
+        };
         let mut s = format!(
             "CREATE {}TABLE {name} (id bigint PRIMARY KEY, k int, v text, pad text) WITH (fillfactor = {ff}){};\n\
              CREATE INDEX {name}_k ON {name} (k);\n",
@@ -606,7 +630,13 @@ impl Model {
             indexes: 1,
         });
         Step {
-            kind: if toast { "create_toast_table" } else if unlogged { "create_unlogged_table" } else { "create_table" },
+            kind: if toast {
+                "create_toast_table"
+            } else if unlogged {
+                "create_unlogged_table"
+            } else {
+                "create_table"
+            },
             actions: vec![sql(&db, s)],
         }
     }
@@ -622,7 +652,11 @@ impl Model {
     }
 
     fn insert(&mut self, r: &mut Rng, t: usize) -> Step {
-        let n = if self.tables[t].toast { r.range(5, 60) } else { r.range(20, 2000) };
+        let n = if self.tables[t].toast {
+            r.range(5, 60)
+        } else {
+            r.range(20, 2000)
+        };
         let tb = &mut self.tables[t];
         let first = tb.next_id;
         tb.next_id += n;
@@ -693,7 +727,10 @@ impl Model {
                     2 => "USING brin (id)".to_string(),
                     _ => "USING gin (to_tsvector('simple', pad))".to_string(),
                 };
-                ("create_index", format!("CREATE INDEX {conc}{iname} ON {name} {how};"))
+                (
+                    "create_index",
+                    format!("CREATE INDEX {conc}{iname} ON {name} {how};"),
+                )
             }
             1 => {
                 let how = match r.below(3) {
@@ -738,16 +775,25 @@ impl Model {
                 match to {
                     Some(ts) if tbm.ts.as_deref() != Some(ts.as_str()) => {
                         tbm.ts = Some(ts.clone());
-                        ("move_table", format!("ALTER TABLE {name} SET TABLESPACE {ts};"))
+                        (
+                            "move_table",
+                            format!("ALTER TABLE {name} SET TABLESPACE {ts};"),
+                        )
                     }
                     _ if tbm.ts.is_some() => {
                         tbm.ts = None;
-                        ("move_table", format!("ALTER TABLE {name} SET TABLESPACE pg_default;"))
+                        (
+                            "move_table",
+                            format!("ALTER TABLE {name} SET TABLESPACE pg_default;"),
+                        )
                     }
                     _ => ("vacuum", format!("VACUUM {name};")),
                 }
             }
-            9 => ("hint_bits", format!("CHECKPOINT;\nSELECT count(*) FROM {name};")),
+            9 => (
+                "hint_bits",
+                format!("CHECKPOINT;\nSELECT count(*) FROM {name};"),
+            ),
             _ => {
                 if name == "common" {
                     ("vacuum", format!("VACUUM {name};"))
@@ -825,7 +871,11 @@ impl Model {
             indexes: 1,
         });
         Step {
-            kind: if template.is_some() { "create_database_template" } else { "create_database" },
+            kind: if template.is_some() {
+                "create_database_template"
+            } else {
+                "create_database"
+            },
             actions,
         }
     }
@@ -859,7 +909,10 @@ impl Model {
         if absolute {
             actions.push(Action::CreateAbsTablespace(name.clone()));
         } else {
-            actions.push(sql("postgres", format!("CREATE TABLESPACE {name} LOCATION '';")));
+            actions.push(sql(
+                "postgres",
+                format!("CREATE TABLESPACE {name} LOCATION '';"),
+            ));
         }
         // A table in it at once.
         let tname = self.next("t");
@@ -881,7 +934,11 @@ impl Model {
             indexes: 1,
         });
         Some(Step {
-            kind: if absolute { "create_tablespace" } else { "create_inplace_tablespace" },
+            kind: if absolute {
+                "create_tablespace"
+            } else {
+                "create_inplace_tablespace"
+            },
             actions,
         })
     }
@@ -893,7 +950,10 @@ impl Model {
             .filter(|&i| {
                 let ts = &self.tablespaces[i];
                 (!ts.absolute || phase != Phase::Target)
-                    && !self.dbs.iter().any(|d| d.ts.as_deref() == Some(ts.name.as_str()))
+                    && !self
+                        .dbs
+                        .iter()
+                        .any(|d| d.ts.as_deref() == Some(ts.name.as_str()))
             })
             .collect();
         if candidates.is_empty() {
@@ -902,9 +962,16 @@ impl Model {
         let i = *r.pick(&candidates);
         let ts = self.tablespaces.remove(i);
         let mut actions = Vec::new();
-        for t in self.tables.iter_mut().filter(|t| t.ts.as_deref() == Some(ts.name.as_str())) {
+        for t in self
+            .tables
+            .iter_mut()
+            .filter(|t| t.ts.as_deref() == Some(ts.name.as_str()))
+        {
             t.ts = None;
-            actions.push(sql(&t.db, format!("ALTER TABLE {} SET TABLESPACE pg_default;", t.name)));
+            actions.push(sql(
+                &t.db,
+                format!("ALTER TABLE {} SET TABLESPACE pg_default;", t.name),
+            ));
         }
         actions.push(sql("postgres", format!("DROP TABLESPACE {};", ts.name)));
         Some(Step {
@@ -992,7 +1059,11 @@ impl Model {
             let gid = self.prepared.remove(i);
             let commit = r.chance(60);
             return Step {
-                kind: if commit { "commit_prepared" } else { "rollback_prepared" },
+                kind: if commit {
+                    "commit_prepared"
+                } else {
+                    "rollback_prepared"
+                },
                 actions: vec![sql(
                     "postgres",
                     format!(
@@ -1011,7 +1082,10 @@ impl Model {
         // Sometimes the prepared transaction also creates a table (a relation file that
         // exists before its transaction commits).
         let extra = if r.chance(25) {
-            format!("CREATE TABLE {gid}_tbl AS SELECT generate_series(1, {}) AS g;\n", r.range(1, 2000))
+            format!(
+                "CREATE TABLE {gid}_tbl AS SELECT generate_series(1, {}) AS g;\n",
+                r.range(1, 2000)
+            )
         } else {
             String::new()
         };
@@ -1031,7 +1105,9 @@ impl Model {
     fn pgbench_step(&mut self, r: &mut Rng) -> Step {
         if !self.pgbench || r.chance(5) {
             self.pgbench = true;
-            let mut args: Vec<String> = vec!["-i".into(), "-s".into(), "1".into(), "-q".into()];
+            let scale = if r.chance(20) { r.range(2, 4) } else { 1 };
+            let mut args: Vec<String> =
+                vec!["-i".into(), "-s".into(), scale.to_string(), "-q".into()];
             if r.chance(30) {
                 args.push(format!("--partitions={}", r.range(2, 4)));
             }
@@ -1100,7 +1176,10 @@ impl Model {
         }
         Step {
             kind: "refresh_matview",
-            actions: vec![sql("postgres", format!("REFRESH MATERIALIZED VIEW {name};"))],
+            actions: vec![sql(
+                "postgres",
+                format!("REFRESH MATERIALIZED VIEW {name};"),
+            )],
         }
     }
 
@@ -1114,7 +1193,9 @@ impl Model {
                 0 => Some(self.create_table(r, phase)),
                 1 => self.pick_table(r, false).map(|t| self.insert(r, t)),
                 2 => self.pick_table(r, false).map(|t| self.modify(r, t)),
-                3 => self.pick_table(r, false).map(|t| self.ddl_on_table(r, t, phase)),
+                3 => self
+                    .pick_table(r, false)
+                    .map(|t| self.ddl_on_table(r, t, phase)),
                 4 => {
                     if self.dbs.is_empty() || self.dbs.len() < 3 && r.chance(60) {
                         Some(self.create_database(r, phase))
