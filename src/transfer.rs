@@ -32,6 +32,8 @@ pub struct Transferred {
 pub struct Pace {
     /// WAL segment size of the clusters.
     pub seg_size: u32,
+    /// The WAL directory (the flavor's: `pg_wal`, `pg_xlog`).
+    pub wal_dir: &'static str,
     /// At most this many bytes per second of files, blocks and WAL (`--max-rate`).
     pub max_rate: Option<u64>,
 }
@@ -75,6 +77,7 @@ pub fn copy_and_stream(
     let mut w = TransferWriter {
         target,
         seg_size: pace.seg_size,
+        wal_dir: pace.wal_dir,
         limit: pace.max_rate.map(|rate| RateLimit {
             rate: rate.max(1),
             start: std::time::Instant::now(),
@@ -114,6 +117,7 @@ pub fn copy_and_stream(
 struct TransferWriter<'a> {
     target: &'a mut TargetDir,
     seg_size: u32,
+    wal_dir: &'static str,
     /// WAL segment files this transfer created (each is created empty once, then filled).
     segments: BTreeSet<String>,
     /// Files that vanished from the source: a chunk of one read before it vanished may arrive
@@ -163,7 +167,8 @@ impl TransferSink for TransferWriter<'_> {
             let off = pos.segment_offset(self.seg_size);
             let n = rest.len().min((seg_size - off) as usize);
             let name = format!(
-                "pg_wal/{}",
+                "{}/{}",
+                self.wal_dir,
                 segment_file_name(history, segno, self.seg_size)
             );
             if self.segments.insert(name.clone()) {
@@ -202,6 +207,7 @@ mod tests {
         TransferWriter {
             target,
             seg_size: SEG,
+            wal_dir: "pg_wal",
             segments: BTreeSet::new(),
             vanished: BTreeSet::new(),
             data_bytes: 0,

@@ -263,6 +263,9 @@ SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_targ
 };
 
 impl Product {
+    /// Every product.
+    pub const ALL: [Product; 2] = [Product::PostgreSql, Product::OpenGauss];
+
     /// What the product names and queries alike in all its majors.
     pub fn table(self) -> &'static ProductTable {
         match self {

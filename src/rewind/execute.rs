@@ -57,6 +57,7 @@ pub(super) fn run(
     let history = &prep.source_history;
     let pace = transfer::Pace {
         seg_size: prep.target.seg_size(),
+        wal_dir: prep.target.flavor().table().wal_dir,
         max_rate: prep.settings.max_rate,
     };
     if files_done {

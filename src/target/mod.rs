@@ -6,6 +6,7 @@
 
 use crate::datadir;
 use crate::error::{Error, Result};
+use crate::flavor::Product;
 use crate::source::ChunkSink;
 use file::{fsync_path, syncfs, OpenFile};
 pub use file::{give_to_owner_of, CreateModes};
@@ -107,11 +108,11 @@ impl TargetDir {
             match fs::symlink_metadata(self.root.join(dir)) {
                 Ok(m)
                     if m.file_type().is_symlink()
-                        && dir != "pg_wal"
+                        && !Product::ALL.iter().any(|p| p.table().wal_dir == dir)
                         && !datadir::is_tablespace_link(dir) =>
                 {
                     return Err(Error::Usage(format!(
-                        "refusing to write \"{}\": \"{dir}\" in the target is a symbolic link, and only pg_wal and tablespaces may be",
+                        "refusing to write \"{}\": \"{dir}\" in the target is a symbolic link, and only the WAL directory and tablespaces may be",
                         full.display()
                     )));
                 }
