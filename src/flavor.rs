@@ -11,7 +11,7 @@ mod formats;
 mod name;
 
 use crate::lsn::{Lsn, TimeLineId};
-pub use formats::{ControlLayout, Formats, RecordFormat};
+pub use formats::{ControlLayout, Formats, RecordFormat, RelationFiles};
 use name::FlavorName;
 use serde::{Deserialize, Serialize};
 

@@ -297,12 +297,15 @@ pub fn check_paths(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data.get(24..).unwrap_or_default()) else {
         return;
     };
-    if let Some(rf) = relpath::classify(text) {
-        let version_dir = text.split('/').nth(2).unwrap_or("");
-        assert_eq!(
-            relpath::relation_path(rf.locator, rf.fork, rf.segment, version_dir),
-            text
-        );
+    for flavor in [Flavor::Pg15, Flavor::OpenGauss] {
+        if let Some(rf) = relpath::classify_in(text, flavor) {
+            let version_dir = text.split('/').nth(2).unwrap_or("");
+            assert_eq!(
+                relpath::relation_path(rf.locator, rf.fork, rf.segment, version_dir),
+                text,
+                "{flavor}"
+            );
+        }
     }
     if let Ok(lsn) = text.parse::<Lsn>() {
         let printed = lsn.to_string();

@@ -24,6 +24,16 @@ pub enum RecordFormat {
     OpenGauss,
 }
 
+/// How relation files are named in a data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RelationFiles {
+    /// PostgreSQL: `<rel>[_fsm|_vm|_init][.N]`, tablespaces' `PG_<major>_<catversion>`.
+    PostgreSql,
+    /// openGauss: PostgreSQL's forks plus `_bcm`, column-store `<rel>_C<attno>.N`, compressed
+    /// `<rel>_compress`, tablespaces' `PG_9.2_<catversion>_<node name>`.
+    OpenGauss,
+}
+
 /// The formats of one flavor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Formats {
@@ -31,6 +41,8 @@ pub struct Formats {
     pub control: ControlLayout,
     /// The WAL records' format.
     pub record: RecordFormat,
+    /// The names of relation files.
+    pub relation_files: RelationFiles,
     /// Every `xlp_info` bit a WAL page may carry (`XLP_ALL_FLAGS`).
     pub page_info_flags: u16,
     /// Bytes 20..24 of a WAL page header hold `xlp_total_len` (openGauss; alignment padding in
@@ -46,6 +58,7 @@ pub struct Formats {
 pub(super) const POSTGRESQL: Formats = Formats {
     control: ControlLayout::PostgreSql,
     record: RecordFormat::PostgreSql,
+    relation_files: RelationFiles::PostgreSql,
     page_info_flags: 0x000F,
     page_total_len: false,
     special_rel_update_flag: true,
@@ -55,6 +68,7 @@ pub(super) const POSTGRESQL: Formats = Formats {
 pub(super) const OPENGAUSS: Formats = Formats {
     control: ControlLayout::OpenGauss,
     record: RecordFormat::OpenGauss,
+    relation_files: RelationFiles::OpenGauss,
     page_info_flags: 0x0007,
     page_total_len: true,
     special_rel_update_flag: false,
