@@ -203,6 +203,21 @@ fn compare_wal(og: &OgInstall, node: &OgCluster) -> (usize, usize) {
     (ours.len(), blocks)
 }
 
+/// The stopped primary's latest checkpoint record holds its control file's `checkPointCopy`,
+/// and walking back through `xl_prev` finds the control file's `prevCheckPoint`.
+fn check_checkpoints(node: &OgCluster) {
+    use gsbuild::xlog::{WalDir, WalReader};
+    let cf = gsbuild::control::read_control_file(&node.datadir()).expect("pg_control");
+    let seg = cf.xlog_seg_size;
+    let wal = WalDir::with_timeline(node.datadir().join("pg_xlog"), seg, gsbuild::TimeLineId(1));
+    let mut reader = WalReader::new(wal, seg, Some(cf.system_identifier));
+    let found = gsbuild::walscan::checkpoint_at(&mut reader, cf.checkpoint).expect("checkpoint");
+    assert_eq!(found.checkpoint, cf.checkpoint_copy, "{}", node.name);
+    let prev = gsbuild::walscan::last_checkpoint_before(&mut reader, cf.checkpoint, cf.checkpoint)
+        .expect("walk back");
+    assert_eq!(Some(prev.lsn), cf.prev_checkpoint, "{}", node.name);
+}
+
 #[test]
 fn wal_matches_pg_xlogdump() {
     let Some(og) = og_install() else { return };
@@ -219,6 +234,7 @@ fn wal_matches_pg_xlogdump() {
     }
     s.stop();
     p.stop();
+    check_checkpoints(&p);
     let mut total = (0, 0);
     for node in [&p, &s] {
         let (records, blocks) = compare_wal(&og, node);
