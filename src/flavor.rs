@@ -11,6 +11,8 @@ use crate::lsn::{Lsn, TimeLineId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod products;
+
 /// The product that wrote a data directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Product {
@@ -281,144 +283,12 @@ pub struct ProductTable {
     pub auto_conf: &'static str,
 }
 
-const POSTGRESQL: ProductTable = ProductTable {
-    name: "PostgreSQL",
-    wal_dir: "pg_wal",
-    control_file: "global/pg_control",
-    record_header_len: 24,
-    excluded_dir_contents: &[
-        "pg_stat_tmp",
-        "pg_replslot",
-        "pg_dynshmem",
-        "pg_notify",
-        "pg_serial",
-        "pg_snapshots",
-        "pg_subtrans",
-    ],
-    excluded_files: &[
-        "postgresql.auto.conf.tmp",
-        "current_logfiles.tmp",
-        "backup_label",
-        "tablespace_map",
-        "backup_manifest",
-        "postmaster.pid",
-        "postmaster.opts",
-    ],
-    excluded_substrings: &[],
-    excluded_prefix: "pg_internal.init",
-    temp_prefix: "pgsql_tmp",
-    config_files: &[
-        "postgresql.conf",
-        "postgresql.auto.conf",
-        "pg_hba.conf",
-        "pg_ident.conf",
-    ],
-    session_setup: "SET statement_timeout = 0; SET lock_timeout = 0; \
-         SET idle_in_transaction_session_timeout = 0; SET default_transaction_read_only = on; \
-         SET search_path = pg_catalog; SET jit = off",
-    // `pg_stat_file(…, true)` gives NULL for a file that vanished between the two calls; such
-    // rows are skipped. Tablespace symlinks are recognised by their OID in `pg_tablespace`.
-    list_files: "\
-WITH RECURSIVE files (path, filename, size, isdir) AS (
-    SELECT '' AS path, fn AS filename, st.size, st.isdir
-      FROM pg_ls_dir('.', true, false) AS fn, pg_stat_file(fn, true) AS st
-  UNION ALL
-    SELECT parent.path || parent.filename || '/', fn, st.size, st.isdir
-      FROM files AS parent,
-           pg_ls_dir(parent.path || parent.filename, true, false) AS fn,
-           pg_stat_file(parent.path || parent.filename || '/' || fn, true) AS st
-     WHERE parent.isdir
-)
-SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
-  FROM files LEFT JOIN pg_tablespace t ON files.path = 'pg_tblspc/' AND t.oid::text = files.filename
- WHERE size IS NOT NULL",
-    fetch_ranges: "SELECT path, begin, pg_read_binary_file(path, begin, len, true) \
-         FROM unnest($1::text[], $2::int8[], $3::int4[]) AS x(path, begin, len)",
-    read_file_range: "SELECT pg_read_binary_file($1, $2, $3, true)",
-    read_file: "SELECT pg_read_binary_file($1)",
-    setting: "SELECT current_setting($1, true)",
-    wal_segment_size: "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size'",
-    wal_position: "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
-         ELSE pg_current_wal_flush_lsn() END::text, \
-         (SELECT max(('x' || substr(f, 1, 8))::bit(32)::int) FROM pg_ls_dir('pg_wal', true, false) f \
-           WHERE f ~ '^[0-9A-F]{8}\\.history$')",
-    identify_system: "IDENTIFY_SYSTEM",
-    timeline_history: |tli| format!("TIMELINE_HISTORY {tli}"),
-    start_replication: |start, tli| format!("START_REPLICATION PHYSICAL {start} TIMELINE {tli}"),
-    backup_method: "pg_rewind",
-    standby_signal: "standby.signal",
-    auto_conf: "postgresql.auto.conf",
-};
-
-const OPENGAUSS: ProductTable = ProductTable {
-    name: "openGauss",
-    wal_dir: "pg_xlog",
-    control_file: "global/pg_control",
-    record_header_len: 32,
-    excluded_dir_contents: &[
-        "pg_stat_tmp",
-        "pg_notify",
-        "pg_serial",
-        "pg_snapshots",
-    ],
-    excluded_files: &["backup_label", "tablespace_map", "gsbuild.pid"],
-    // gs_rewind's list: what a node keeps of its own, and what a build writes.
-    excluded_substrings: &[
-        "postmaster.pid",
-        "postmaster.opts",
-        "postgresql.conf",
-        "pg_ctl.lock",
-        "build_completed.start",
-        "build_completed.done",
-        "gs_build.pid",
-        "gaussdb.state",
-        "pg_replslot",
-        "pg_errorinfo",
-        "pg_location",
-        "pg_copydir",
-        "config_exec_params",
-        "delay_xlog_recycle",
-        "delay_ddl_recycle",
-        "pg_rewind_bak",
-        "pg_rewind_filemap",
-        "barrier_lsn",
-        "pg_dw",
-        "server.crt",
-        "server.key",
-        "cacert.pem",
-        "client.crt",
-        "client.key",
-        "pg_hba.conf.old",
-        "rewind_lable",
-    ],
-    excluded_prefix: "pg_internal.init",
-    temp_prefix: "pgsql_tmp",
-    config_files: &["pg_hba.conf", "pg_ident.conf"],
-    session_setup: "SET xc_maintenance_mode to on; SET session_timeout = 0; SET statement_timeout = 0",
-    list_files: "\
-SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_target
-  FROM (SELECT * FROM pg_stat_file_recursive('.')) AS files
-  LEFT OUTER JOIN pg_tablespace ON files.path ~ '^pg_tblspc/' AND oid::text = files.filename",
-    fetch_ranges: "SELECT path, begin, pg_read_binary_file(path, begin, len, true) FROM (VALUES {}) AS x(path, begin, len)",
-    read_file_range: "SELECT pg_read_binary_file($1, $2, $3, true)",
-    read_file: "SELECT pg_read_binary_file($1)",
-    setting: "SELECT current_setting($1)",
-    wal_segment_size: "SELECT 16777216::int8",
-    wal_position: "SELECT gs_current_xlog_insert_end_location()",
-    identify_system: "IDENTIFY_SYSTEM",
-    timeline_history: |tli| format!("TIMELINE_HISTORY {tli}"),
-    start_replication: |start, _| format!("START_REPLICATION {start}"),
-    backup_method: "gs_rewind",
-    standby_signal: "",
-    auto_conf: "",
-};
-
 impl Product {
     /// What the product names and queries alike in all its majors.
     pub fn table(self) -> &'static ProductTable {
         match self {
-            Product::PostgreSql => &POSTGRESQL,
-            Product::OpenGauss => &OPENGAUSS,
+            Product::PostgreSql => &products::POSTGRESQL,
+            Product::OpenGauss => &products::OPENGAUSS,
         }
     }
 }
@@ -615,68 +485,4 @@ impl fmt::Display for Flavor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_is_in_enum_order() {
-        for (i, m) in Flavor::ALL.iter().enumerate() {
-            assert_eq!(ROWS[i].flavor, *m);
-            let by_number = (m.product() == Product::PostgreSql).then_some(*m);
-            assert_eq!(Flavor::from_number(m.number()), by_number);
-            assert_eq!(Flavor::from_wal_page_magic(m.wal_page_magic()), Some(*m));
-        }
-    }
-
-    #[test]
-    fn serialises_as_the_number() {
-        assert_eq!(
-            serde_json::to_string(&Flavor::OpenGauss).unwrap(),
-            "\"opengauss\""
-        );
-        assert_eq!(
-            serde_json::from_str::<Flavor>("\"opengauss\"").unwrap(),
-            Flavor::OpenGauss
-        );
-        assert_eq!(serde_json::to_string(&Flavor::Pg15).unwrap(), "15");
-        assert_eq!(serde_json::from_str::<Flavor>("18").unwrap(), Flavor::Pg18);
-        assert!(serde_json::from_str::<Flavor>("13").is_err());
-    }
-
-    #[test]
-    fn control_versions() {
-        // catalog versions of real releases: 14.x, 15.x, 16.x, 17.x, 18.x
-        assert_eq!(Flavor::from_control(1300, 202107181), Some(Flavor::Pg14));
-        assert_eq!(Flavor::from_control(1300, 202209061), Some(Flavor::Pg15));
-        assert_eq!(Flavor::from_control(1300, 202307071), Some(Flavor::Pg16));
-        assert_eq!(Flavor::from_control(1700, 202406281), Some(Flavor::Pg17));
-        assert_eq!(Flavor::from_control(1800, 202506291), Some(Flavor::Pg18));
-        assert_eq!(Flavor::from_control(1700, 202107181), None);
-        assert_eq!(Flavor::from_control(1201, 201909212), None);
-        assert_eq!(Flavor::from_control(1300, 202007201), None);
-        assert_eq!(
-            Flavor::from_control(923, 201611171),
-            Some(Flavor::OpenGauss)
-        );
-    }
-
-    #[test]
-    fn names_in_the_wal_directory() {
-        let f = Flavor::Pg16;
-        assert_eq!(f.wal_path("00000002.history"), "pg_wal/00000002.history");
-        assert_eq!(
-            f.wal_file_name("pg_wal/0000000100000000000000A1"),
-            Some("0000000100000000000000A1")
-        );
-        assert_eq!(f.wal_file_name("pg_walx/1"), None);
-        assert_eq!(f.tablespace_version_dir(202307071, "n"), "PG_16_202307071");
-        assert_eq!(
-            Flavor::OpenGauss.tablespace_version_dir(201611171, "dn_6001"),
-            "PG_9.2_201611171_dn_6001"
-        );
-        assert_eq!(
-            Flavor::OpenGauss.wal_path("000000010000000000000004"),
-            "pg_xlog/000000010000000000000004"
-        );
-    }
-}
+mod tests;
