@@ -5,7 +5,7 @@
 //!
 //! - what wrote a data directory: [`flavor`];
 //! - formats: [`lsn`], [`cursor`], [`control`], [`xlog`], [`timeline`], [`relpath`];
-//! - connections: [`conninfo`], [`replication`], [`source`];
+//! - connections: [`conninfo`], [`replication`], [`ogwire`] (openGauss), [`source`];
 //! - the rebuild: [`rewind`] (the orchestration, one module per phase, 0–7), reading the
 //!   target through [`cluster`], [`walscan`], [`pagescan`] and [`pagelsn`] (changed blocks),
 //!   [`datadir`], [`filemap`] and [`plan`] (the boundary), [`transfer`] and [`journal`],
@@ -30,6 +30,7 @@ pub mod fuzzing;
 pub mod inspect;
 pub mod journal;
 pub mod lsn;
+pub mod ogwire;
 pub mod pagelsn;
 pub mod pagescan;
 pub mod pgconf;
