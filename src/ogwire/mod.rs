@@ -31,6 +31,7 @@ use crate::{Error, Result};
 use bytes::Bytes;
 use message::Column;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -41,6 +42,23 @@ pub enum Kind {
     Replication,
     /// An SQL session, as `gs_rewind` opens it.
     Sql,
+}
+
+/// Where a session goes: the server, and for replication sessions the local address to
+/// bind first (openGauss checks that an HA client comes from its `replconninfo` peer; gs_ctl
+/// binds the channel's `localhost` the same way, with port 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The server.
+    pub target: Target,
+    /// The local address replication sessions bind.
+    pub bind: Option<IpAddr>,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.target.fmt(f)
+    }
 }
 
 /// Who connects, and how.
@@ -122,29 +140,30 @@ impl std::fmt::Debug for OgConn {
 }
 
 impl OgConn {
-    /// Connects to `target` as `login` and authenticates, within the connect timeout.
+    /// Connects to `endpoint` as `login` and authenticates, within the connect timeout.
     pub async fn connect(
-        target: &Target,
+        endpoint: &Endpoint,
         login: &Login,
         kind: Kind,
         options: ClientOptions,
     ) -> Result<OgConn> {
         let limit = options.connect_timeout;
-        match tokio::time::timeout(limit, Self::open(target, login, kind, options)).await {
+        match tokio::time::timeout(limit, Self::open(endpoint, login, kind, options)).await {
             Ok(r) => r,
             Err(_) => Err(Error::Connect {
-                peer: target.to_string(),
+                peer: endpoint.to_string(),
                 message: format!("timeout expired after {limit:?}"),
             }),
         }
     }
 
     async fn open(
-        target: &Target,
+        endpoint: &Endpoint,
         login: &Login,
         kind: Kind,
         options: ClientOptions,
     ) -> Result<OgConn> {
+        let target = &endpoint.target;
         let (want, required) = transport::tls_policy(login.sslmode);
         // gs_rewind's SQL session sends an SSLRequest (and goes on in plaintext on `N` unless
         // TLS is required); gs_ctl's replication sessions send none.
@@ -166,7 +185,8 @@ impl OgConn {
             }
             _ => None,
         };
-        let mut conn = transport::open(target, tls, options.read_timeout).await?;
+        let bind = endpoint.bind.filter(|_| kind == Kind::Replication);
+        let mut conn = transport::open_from(target, bind, tls, options.read_timeout).await?;
         message::startup(&mut conn.wbuf, &startup_params(kind, &login.user));
         conn.flush().await?;
         auth::authenticate(&mut conn, &login.user, login.password.as_ref()).await?;
@@ -339,49 +359,45 @@ impl OgConn {
         Ok(rows)
     }
 
-    /// `sql` (a `COPY … FROM STDIN`), then `data` as CopyData messages of at most 64 KiB and
+    /// `sql` (a `COPY … FROM STDIN`), then `data` (CopyData messages of at most 64 KiB) and
     /// CopyDone; returns the command tag (`COPY n`).
     pub async fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<String> {
+        self.queue_copy_in(sql, data);
+        self.flush().await?;
+        self.read_simple(sql).await
+    }
+
+    /// Queues a simple query without sending it; its results are read by
+    /// [`OgConn::read_simple`].
+    pub fn queue_simple(&mut self, sql: &str) {
         message::query(&mut self.conn.wbuf, sql);
-        self.conn.flush().await?;
-        loop {
-            let frame = self.conn.recv().await?;
-            match frame.tag {
-                b'G' => break,
-                b'E' => {
-                    let m = message::server_message(&frame.body);
-                    self.read_to_ready().await?;
-                    return Err(query_err(sql, m.to_string()));
-                }
-                b'N' | b'C' | b'S' => {}
-                t => {
-                    return Err(query_err(
-                        sql,
-                        format!("unexpected message type '{}'", t as char),
-                    ))
-                }
-            }
-        }
+    }
+
+    /// Queues `sql` (a `COPY … FROM STDIN`), `data` and CopyDone without waiting for the
+    /// server's CopyInResponse (it reads them in order); read its results with
+    /// [`OgConn::read_simple`]. Should the COPY fail, the server ignores the data.
+    pub fn queue_copy_in(&mut self, sql: &str, data: &[u8]) {
+        message::query(&mut self.conn.wbuf, sql);
         for piece in data.chunks(64 * 1024) {
             message::copy_data(&mut self.conn.wbuf, piece);
         }
         message::copy_done(&mut self.conn.wbuf);
-        self.conn.flush_while_reading().await?;
+    }
+
+    /// Reads the results of a queued simple query (rows discarded) up to its ReadyForQuery;
+    /// returns its last command tag, or its error.
+    pub async fn read_simple(&mut self, sql: &str) -> Result<String> {
         let (mut tag, mut failure) = (String::new(), None);
         loop {
             let frame = self.conn.recv().await?;
             match frame.tag {
                 b'C' => tag = message::command_tag(&frame.body).map_err(|e| query_err(sql, e.0))?,
                 b'E' => failure = Some(message::server_message(&frame.body)),
+                b'N' => tracing::info!("server notice: {}", message::server_message(&frame.body)),
                 b'Z' => return failure.map_or(Ok(tag), |m| Err(query_err(sql, m.to_string()))),
                 _ => {}
             }
         }
-    }
-
-    async fn read_to_ready(&mut self) -> Result<()> {
-        while self.conn.recv().await?.tag != b'Z' {}
-        Ok(())
     }
 
     /// Ends the session: Terminate, then the socket is closed.

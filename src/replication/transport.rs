@@ -227,6 +227,17 @@ pub(crate) async fn open(
     tls: Option<(std::sync::Arc<rustls::ClientConfig>, bool)>,
     io_timeout: Duration,
 ) -> Result<Conn> {
+    open_from(target, None, tls, io_timeout).await
+}
+
+/// [`open`], with the TCP socket bound to the local address `bind` first (port 0) when given:
+/// openGauss checks that a replication client comes from its `replconninfo`'s peer address.
+pub(crate) async fn open_from(
+    target: &Target,
+    bind: Option<std::net::IpAddr>,
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, bool)>,
+    io_timeout: Duration,
+) -> Result<Conn> {
     let peer = target.to_string();
     let err = |m: String| Error::Connect {
         peer: peer.clone(),
@@ -244,7 +255,7 @@ pub(crate) async fn open(
             Transport::Unix(s)
         }
         Host::Tcp(name) => {
-            let tcp = connect_tcp(name, target).await.map_err(err)?;
+            let tcp = connect_tcp(name, target, bind).await.map_err(err)?;
             let _ = tcp.set_nodelay(true);
             match tls {
                 Some((config, required)) => {
@@ -271,7 +282,11 @@ pub(crate) async fn open(
     })
 }
 
-async fn connect_tcp(name: &str, target: &Target) -> Result<TcpStream, String> {
+async fn connect_tcp(
+    name: &str,
+    target: &Target,
+    bind: Option<std::net::IpAddr>,
+) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = match target.hostaddr {
         Some(a) => vec![SocketAddr::new(a, target.port)],
         None => tokio::net::lookup_host((name, target.port))
@@ -281,7 +296,24 @@ async fn connect_tcp(name: &str, target: &Target) -> Result<TcpStream, String> {
     };
     let mut last = format!("could not translate host name \"{name}\" to address");
     for a in addrs {
-        match TcpStream::connect(a).await {
+        let attempt = match bind {
+            None => TcpStream::connect(a).await,
+            Some(local) => {
+                let socket = if a.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                };
+                match socket.and_then(|s| s.bind(SocketAddr::new(local, 0)).map(|()| s)) {
+                    Ok(s) => s.connect(a).await,
+                    Err(e) => {
+                        last = format!("could not bind to {local}: {e}");
+                        continue;
+                    }
+                }
+            }
+        };
+        match attempt {
             Ok(s) => return Ok(s),
             Err(e) => last = format!("connection to {a} failed: {e}"),
         }

@@ -1,0 +1,3 @@
+//! A live openGauss server as the source: where it is ([`channels`]).
+
+pub mod channels;
