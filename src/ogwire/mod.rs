@@ -8,7 +8,8 @@
 //!   `START_REPLICATION` ([`stream`]);
 //! - SQL ([`Kind::Sql`]): `database=postgres application_name=gs_rewind`, SSLRequest first
 //!   (per `sslmode`); simple queries with text results, extended queries with binary results
-//!   ([`OgConn::send_binary_query`], rows read one by one), `COPY … FROM STDIN`.
+//!   ([`OgConn::send_binary_query`], rows read one by one), `COPY … FROM STDIN`; and an
+//!   ordinary client's ([`Kind::Client`], `application_name=gsbuild`) for other roles.
 //!
 //! Authentication: trust, md5, sha256, md5_sha256 ([`auth`]). Every wait is bounded by the
 //! caller's [`ClientOptions`]; errors name the server; decoding never panics.
@@ -40,8 +41,11 @@ use std::sync::Arc;
 pub enum Kind {
     /// A replication session on the HA port, as `gs_ctl build` opens it.
     Replication,
-    /// An SQL session, as `gs_rewind` opens it.
+    /// An SQL session, as `gs_rewind` opens it (openGauss admits its inner tools' names for
+    /// the initial user only).
     Sql,
+    /// An SQL session of an ordinary client (`application_name=gsbuild`), for other roles.
+    Client,
 }
 
 /// Where a session goes: the server, and for replication sessions the local address to
@@ -92,6 +96,11 @@ pub fn startup_params(kind: Kind, user: &str) -> Vec<(&str, &str)> {
             ("user", user),
             ("database", "postgres"),
             ("application_name", "gs_rewind"),
+        ],
+        Kind::Client => vec![
+            ("user", user),
+            ("database", "postgres"),
+            ("application_name", "gsbuild"),
         ],
     }
 }
@@ -168,7 +177,7 @@ impl OgConn {
         // gs_rewind's SQL session sends an SSLRequest (and goes on in plaintext on `N` unless
         // TLS is required); gs_ctl's replication sessions send none.
         let want = match kind {
-            Kind::Sql => want,
+            Kind::Sql | Kind::Client => want,
             Kind::Replication => required,
         };
         let tls = match (want, &target.host) {
