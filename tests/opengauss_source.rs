@@ -342,6 +342,7 @@ fn check_fetch(src: &mut OpenGaussSource, c: &OgCluster) {
         (FetchForm::Values, 1),
         (FetchForm::Values, 4),
         (FetchForm::CopyTable, 3),
+        (FetchForm::Arrays, 2),
     ] {
         src.set_fetch_form(form);
         src.set_jobs(jobs);
@@ -374,7 +375,7 @@ fn check_fetch(src: &mut OpenGaussSource, c: &OgCluster) {
         );
         assert_eq!(got.vanished, ["base/1/no_such_file"]);
     }
-    src.set_fetch_form(FetchForm::Values);
+    src.set_fetch_form(FetchForm::Arrays);
     let control = src.fetch_file("global/pg_control").unwrap();
     assert_eq!(control.len(), 8192);
     assert!(src.fetch_file("base/1/no_such_file").is_err());
@@ -563,4 +564,64 @@ fn passwords() {
     c.stop();
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     drop(ok);
+}
+
+/// The two batch forms compared (`cargo test --release --test opengauss_source -- --ignored
+/// --nocapture`): a few thousand scattered 8 KiB blocks, and a whole relation in 1 MiB chunks,
+/// with one and four sessions.
+#[test]
+#[ignore]
+fn batch_forms_compared() {
+    let Some(og) = og_install() else { return };
+    let port = free_port_block();
+    let mut c = OgCluster::init(&og, "bench", port, port + 10);
+    c.start("primary");
+    c.sql(
+        "create table big(id int, v text);
+         insert into big select g, repeat(md5(g::text), 6) from generate_series(1, 500000) g;
+         vacuum freeze big; checkpoint;",
+    );
+    let rel = relation_path(&c, "big");
+    let size = std::fs::metadata(c.datadir().join(&rel)).unwrap().len();
+    let blocks: Vec<FetchRange> = (0..size / 8192)
+        .step_by(2)
+        .take(6000)
+        .map(|b| FetchRange {
+            path: rel.clone(),
+            offset: b * 8192,
+            len: 8192,
+        })
+        .collect();
+    let whole = vec![FetchRange {
+        path: rel.clone(),
+        offset: 0,
+        len: size,
+    }];
+    let dir = TestDir::new("og-bench-conf");
+    let mut src = source(&c, &dir);
+    for (what, ranges) in [
+        ("scattered 8 KiB blocks", &blocks),
+        ("1 MiB chunks", &whole),
+    ] {
+        let bytes: u64 = ranges.iter().map(|r| r.len).sum();
+        for jobs in [1, 4] {
+            for form in [FetchForm::Values, FetchForm::CopyTable, FetchForm::Arrays] {
+                src.set_fetch_form(form);
+                src.set_jobs(jobs);
+                let mut best = Duration::MAX;
+                for _ in 0..5 {
+                    let mut got = Collect::default();
+                    let t0 = Instant::now();
+                    src.fetch_ranges(ranges, &mut got).unwrap();
+                    best = best.min(t0.elapsed());
+                }
+                eprintln!(
+                    "{what}: {} ranges, {} MiB, {jobs} sessions, {form:?}: {best:?} ({:.0} MiB/s)",
+                    ranges.len(),
+                    bytes >> 20,
+                    bytes as f64 / (1 << 20) as f64 / best.as_secs_f64()
+                );
+            }
+        }
+    }
 }

@@ -96,7 +96,7 @@ impl OpenGaussSource {
                         version,
                         sessions: vec![sql],
                         jobs: 1,
-                        form: FetchForm::Values,
+                        form: FetchForm::Arrays,
                     });
                 }
                 Err(e) => {
@@ -120,7 +120,7 @@ impl OpenGaussSource {
         self.jobs = jobs.max(1);
     }
 
-    /// How batches of ranges are sent (the `VALUES` form unless told otherwise).
+    /// How batches of ranges are sent (the arrays form unless told otherwise).
     pub fn set_fetch_form(&mut self, form: FetchForm) {
         self.form = form;
     }
