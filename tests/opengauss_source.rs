@@ -233,6 +233,10 @@ fn source_on_a_primary() {
     assert_eq!(src.version().sversion, 90204);
     assert_eq!(src.version().pversion, "MPPDB");
     assert!(src.term().unwrap().unwrap() >= 1);
+    let id = src.identify_system().unwrap();
+    assert_eq!(id.timeline, TimeLineId(1));
+    assert_eq!(id.dbname, None);
+    assert!(id.xlogpos.0 > 0);
 
     check_settings(&mut src, &c);
     check_listing(&mut src, &c);

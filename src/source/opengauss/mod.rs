@@ -135,6 +135,12 @@ impl OpenGaussSource {
         &self.version
     }
 
+    /// `IDENTIFY_SYSTEM` on a probe session: the system identifier, timeline 1 and the
+    /// source's flush position.
+    pub fn identify_system(&mut self) -> Result<crate::replication::IdentifySystem> {
+        self.on_probe(async |c| c.identify_system().await)
+    }
+
     /// Runs `f` on a replication session of its own, ended after it, as gs_ctl does for each
     /// probe: an idle replication session held open would keep a walsender, which makes the
     /// source's fast shutdown wait for it (60 s, then `gs_ctl stop` gives up).
