@@ -260,3 +260,170 @@ fn hex_round_trip() {
     assert_eq!(unhex(b"0"), None);
     assert_eq!(unhex(b"zz"), None);
 }
+
+/// A scripted server on loopback: the client's side of a whole session (startup, sha256, a WAL
+/// stream with a keepalive that asks for a reply, the end without CopyDone).
+mod scripted {
+    use super::super::{Endpoint, Kind, Login, OgConn};
+    use crate::conninfo::{Host, Password, SslMode, Target};
+    use crate::lsn::Lsn;
+    use crate::replication::ClientOptions;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    fn endpoint(port: u16) -> Endpoint {
+        Endpoint {
+            target: Target {
+                host: Host::Tcp("127.0.0.1".into()),
+                hostaddr: None,
+                port,
+            },
+            bind: Some("127.0.0.1".parse().unwrap()),
+        }
+    }
+
+    fn options() -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_millis(500),
+            read_timeout: Duration::from_millis(500),
+            status_interval: Duration::from_secs(10),
+        }
+    }
+
+    async fn message(s: &mut TcpStream) -> (u8, Vec<u8>) {
+        let tag = s.read_u8().await.unwrap();
+        let len = s.read_u32().await.unwrap() as usize;
+        let mut body = vec![0; len - 4];
+        s.read_exact(&mut body).await.unwrap();
+        (tag, body)
+    }
+
+    async fn send(s: &mut TcpStream, tag: u8, body: &[u8]) {
+        let mut m = vec![tag];
+        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        s.write_all(&m).await.unwrap();
+    }
+
+    async fn server(listener: TcpListener) -> Vec<u8> {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let len = s.read_u32().await.unwrap() as usize;
+        let mut startup = vec![0; len - 4];
+        s.read_exact(&mut startup).await.unwrap();
+        assert_eq!(&startup[..4], &[0, 3, 0, 0x33]);
+        assert!(startup.windows(7).any(|w| w == b"gs_ctl\0"));
+        let mut r = 10i32.to_be_bytes().to_vec();
+        r.extend_from_slice(&2i32.to_be_bytes());
+        r.extend_from_slice(
+            b"0c86329c9967b5e578abb821ca7f47f9e5c25a5836813b64503da708c7cc124692ef17b2",
+        );
+        r.extend_from_slice(&10_000i32.to_be_bytes());
+        send(&mut s, b'R', &r).await;
+        let (tag, body) = message(&mut s).await;
+        assert_eq!(tag, b'p');
+        assert_eq!(
+            &body[..],
+            b"acb461e59f0d568905125557538afceea33c9c372a1e6725c15bff1af6adad2e\0"
+        );
+        send(&mut s, b'R', &0i32.to_be_bytes()).await;
+        send(&mut s, b'S', b"server_version\09.2.4\0").await;
+        send(&mut s, b'Z', b"I").await;
+        let (tag, body) = message(&mut s).await;
+        assert_eq!(
+            (tag, &body[..]),
+            (b'Q', &b"START_REPLICATION 0/4000000\0"[..])
+        );
+        send(&mut s, b'W', &[0, 0, 0]).await;
+        let mut k = vec![b'k'];
+        k.extend_from_slice(&0x4000100u64.to_le_bytes());
+        k.extend_from_slice(&[
+            2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+        ]);
+        send(&mut s, b'd', &k).await;
+        let (tag, reply) = message(&mut s).await;
+        assert_eq!(tag, b'd');
+        assert_eq!(reply.len(), 65);
+        assert_eq!(&reply[41..49], &[3, 0, 0, 0, 7, 0, 0, 0]);
+        for (start, n) in [(0x4000000u64, 100usize), (0x4000064, 156)] {
+            let mut w = vec![b'w'];
+            w.extend_from_slice(&start.to_le_bytes());
+            w.extend_from_slice(&[0; 56]);
+            w.extend(std::iter::repeat_n(0xab, n));
+            send(&mut s, b'd', &w).await;
+        }
+        // The client ends the session: Terminate, never CopyDone.
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        rest
+    }
+
+    #[tokio::test]
+    async fn a_whole_stream() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(server(listener));
+        let login = Login {
+            user: "u_sha".into(),
+            password: Some(Password::new("Test_sha256#1".into())),
+            sslmode: SslMode::Prefer,
+            sslrootcert: None,
+        };
+        let c = OgConn::connect(&endpoint(port), &login, Kind::Replication, options())
+            .await
+            .unwrap();
+        assert_eq!(c.parameters["server_version"], "9.2.4");
+        assert_eq!(c.backend_key, None);
+        let mut stream = c.start_replication(Lsn(0x4000000)).await.unwrap();
+        let mut got = 0;
+        while stream.received() < Lsn(0x4000100) {
+            let chunk = stream.next().await.unwrap().unwrap();
+            assert_eq!(chunk.start.0, 0x4000000 + got);
+            got += chunk.data.len() as u64;
+        }
+        assert_eq!(got, 256);
+        stream.finish().await;
+        let rest = server.await.unwrap();
+        assert_eq!(rest, [b'X', 0, 0, 0, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_and_an_unknown_method() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            // First client: accepted, never answered.
+            let (silent, _) = listener.accept().await.unwrap();
+            // Second client: asked for gss.
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut b = [0u8; 256];
+            let _ = s.read(&mut b).await;
+            send(&mut s, b'R', &7i32.to_be_bytes()).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            drop(silent);
+        });
+        let login = Login {
+            user: "omm".into(),
+            password: None,
+            sslmode: SslMode::Disable,
+            sslrootcert: None,
+        };
+        let t0 = std::time::Instant::now();
+        let patient = ClientOptions {
+            read_timeout: Duration::from_secs(5),
+            ..options()
+        };
+        let e = OgConn::connect(&endpoint(port), &login, Kind::Sql, patient)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout expired"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        let e = OgConn::connect(&endpoint(port), &login, Kind::Sql, options())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gss (7)") && e.contains("not supported"), "{e}");
+        held.abort();
+    }
+}
