@@ -7,6 +7,7 @@
 mod support;
 
 use gsbuild::conninfo::SslMode;
+use gsbuild::datadir::FileKind;
 use gsbuild::lsn::Lsn;
 use gsbuild::ogwire::{Kind, Login, OgConn};
 use gsbuild::pgconf::Settings;
@@ -66,6 +67,15 @@ fn primary(og: &OgInstall) -> OgCluster {
     let port = free_port_block();
     let mut c = OgCluster::init(og, "src", port, port + 10);
     c.start("primary");
+    let abs = c.dir.path.join("ts_abs");
+    std::fs::create_dir(&abs).unwrap();
+    chown_to_og(&abs);
+    c.sql(&format!(
+        "create tablespace ts_abs location '{}'; create tablespace ts_rel relative location 'tsrel_dir';
+         create table in_abs(a int) tablespace ts_abs; insert into in_abs values (1);
+         create table in_rel(a int) tablespace ts_rel; insert into in_rel values (1);",
+        abs.display()
+    ));
     c.sql(
         "create table t1(id int primary key, v text);
          insert into t1 select g, repeat(md5(g::text), 4) from generate_series(1, 20000) g;
@@ -167,8 +177,17 @@ fn segment_file(c: &OgCluster, lsn: Lsn) -> std::path::PathBuf {
     ))
 }
 
-/// Every path under `dir`, relative, with its size for files.
-fn walk(dir: &Path) -> BTreeMap<String, Option<u64>> {
+/// What is at a path on disk.
+#[derive(Debug, PartialEq, Eq)]
+enum OnDisk {
+    Dir,
+    File(u64),
+    /// A symbolic link (followed: what it points to is walked as if it were there).
+    Link(String),
+}
+
+/// Every path under `dir`, relative, symbolic links followed.
+fn walk(dir: &Path) -> BTreeMap<String, OnDisk> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -181,11 +200,15 @@ fn walk(dir: &Path) -> BTreeMap<String, Option<u64>> {
             let Ok(m) = std::fs::symlink_metadata(&p) else {
                 continue;
             };
-            if m.is_dir() {
-                out.insert(rel, None);
+            if m.file_type().is_symlink() {
+                let target = std::fs::read_link(&p).unwrap().display().to_string();
+                out.insert(rel, OnDisk::Link(target));
+                stack.push(p);
+            } else if m.is_dir() {
+                out.insert(rel, OnDisk::Dir);
                 stack.push(p);
             } else {
-                out.insert(rel, Some(m.len()));
+                out.insert(rel, OnDisk::File(m.len()));
             }
         }
     }
@@ -298,18 +321,32 @@ fn check_listing(src: &mut OpenGaussSource, c: &OgCluster) {
         only_listed.is_empty(),
         "listed, not on disk: {only_listed:?}"
     );
-    for (path, size) in &disk {
+    for (path, on_disk) in &disk {
         if transient(path) {
             continue;
         }
-        match (size, &by_path[path]) {
-            (None, gsbuild::datadir::FileKind::Dir) => {}
-            (Some(s), gsbuild::datadir::FileKind::File { size }) => {
-                assert_eq!(s, size, "size of {path}")
+        match (on_disk, &by_path[path]) {
+            (OnDisk::Dir, FileKind::Dir) => {}
+            (OnDisk::File(s), FileKind::File { size }) => assert_eq!(s, size, "size of {path}"),
+            // A tablespace: its location as created, which for a relative one is the name
+            // under pg_location/ (the link itself points into pg_location/).
+            (OnDisk::Link(link), FileKind::Symlink { target }) => {
+                assert!(
+                    link == target || link.ends_with(&format!("/pg_location/{target}")),
+                    "{path}: {link} on disk, {target} listed"
+                )
             }
-            (s, k) => panic!("{path}: {s:?} on disk, {k:?} listed"),
+            (d, k) => panic!("{path}: {d:?} on disk, {k:?} listed"),
         }
     }
+    let links: Vec<&String> = by_path
+        .iter()
+        .filter(|(_, k)| matches!(k, FileKind::Symlink { .. }))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    let rel_table = relation_path(c, "in_rel");
+    assert!(by_path.contains_key(&rel_table), "{rel_table} not listed");
 }
 
 fn check_fetch(src: &mut OpenGaussSource, c: &OgCluster) {
