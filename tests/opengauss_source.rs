@@ -666,3 +666,30 @@ fn batch_forms_compared() {
         }
     }
 }
+
+/// A pair: the standby is refused as a source (`IDENTIFY_MODE` 3), and on the primary, with
+/// the standby streaming from it, a position without a record is "cannot say" (`1`).
+#[test]
+fn primary_and_standby() {
+    let Some(og) = og_install() else { return };
+    let (p, s) = og_pair(&og, 1000);
+    let dir = TestDir::new("og-pair-conf");
+    let options = || OpenGaussOptions {
+        login: login(OG_USER, None),
+        client: client(),
+        local_term: None,
+    };
+    let e = OpenGaussSource::connect(&channels_to(&s, &dir), options())
+        .err()
+        .expect("a standby is no source")
+        .to_string();
+    assert!(e.contains("mode is Standby (3)"), "{e}");
+    let mut src = OpenGaussSource::connect(&channels_to(&p, &dir), options()).unwrap();
+    p.sql("checkpoint");
+    let ck = checkpoint_lsn(&p);
+    let seg = std::fs::read(segment_file(&p, ck)).unwrap();
+    let at = (ck.0 % SEG) as usize;
+    let crc = u32::from_le_bytes(seg[at + 28..at + 32].try_into().unwrap());
+    assert_eq!(src.record_crc(ck).unwrap(), Some(Some(crc)));
+    assert_eq!(src.record_crc(Lsn(ck.0 + 8)).unwrap(), None);
+}
