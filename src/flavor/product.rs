@@ -191,12 +191,7 @@ const OPENGAUSS: ProductTable = ProductTable {
     wal_dir: "pg_xlog",
     control_file: "global/pg_control",
     record_header_len: 32,
-    excluded_dir_contents: &[
-        "pg_stat_tmp",
-        "pg_notify",
-        "pg_serial",
-        "pg_snapshots",
-    ],
+    excluded_dir_contents: &["pg_stat_tmp", "pg_notify", "pg_serial", "pg_snapshots"],
     excluded_files: &["backup_label", "tablespace_map", "gsbuild.pid"],
     // gs_rewind's list: what a node keeps of its own, and what a build writes.
     excluded_substrings: &[
@@ -230,12 +225,17 @@ const OPENGAUSS: ProductTable = ProductTable {
     excluded_prefix: "pg_internal.init",
     temp_prefix: "pgsql_tmp",
     config_files: &["pg_hba.conf", "pg_ident.conf"],
-    session_setup: "SET xc_maintenance_mode to on; SET session_timeout = 0; SET statement_timeout = 0",
+    session_setup:
+        "SET xc_maintenance_mode to on; SET session_timeout = 0; SET statement_timeout = 0",
     list_files: "\
 SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_target
   FROM (SELECT * FROM pg_stat_file_recursive('.')) AS files
   LEFT OUTER JOIN pg_tablespace ON files.path ~ '^pg_tblspc/' AND oid::text = files.filename",
-    fetch_ranges: "SELECT path, begin, pg_read_binary_file(path, begin, len, true) FROM (VALUES {}) AS x(path, begin, len)",
+    // Set-returning functions in the select list advance together (openGauss has no
+    // multi-argument unnest): one row per range, in order.
+    fetch_ranges: "SELECT path, begin, pg_read_binary_file(path, begin, len, true) \
+         FROM (SELECT unnest($1::text[]) AS path, unnest($2::int8[]) AS begin, \
+         unnest($3::int8[]) AS len) AS x",
     read_file_range: "SELECT pg_read_binary_file($1, $2, $3, true)",
     read_file: "SELECT pg_read_binary_file($1)",
     setting: "SELECT setting FROM pg_catalog.pg_settings WHERE name = $1",
