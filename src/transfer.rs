@@ -3,7 +3,7 @@
 //! a server streams the WAL while its SQL sessions fetch blocks), into the target.
 //!
 //! Everything arrives on the caller's thread, where `TransferWriter` writes it through the
-//! one [`TargetDir`]: chunks at their offsets, WAL into `pg_wal` segment files named along the
+//! one [`TargetDir`]: chunks at their offsets, WAL into the WAL directory's segment files named along the
 //! source's history ([`segment_file_name`]), each created empty and padded to full size.
 
 use crate::error::Result;
@@ -35,7 +35,7 @@ pub fn copy_and_stream(
     ranges: &[FetchRange],
     wal_start: Lsn,
     history: &[TimeLineHistoryEntry],
-    seg_size: u32,
+    wal: WalLayout,
     rep: &mut dyn Reporter,
 ) -> Result<Transferred> {
     let total: u64 = ranges.iter().map(|r| r.len).sum();
@@ -45,7 +45,8 @@ pub fn copy_and_stream(
     ));
     let mut w = TransferWriter {
         target,
-        seg_size,
+        seg_size: wal.seg_size,
+        wal_dir: wal.dir,
         segments: BTreeSet::new(),
         vanished: BTreeSet::new(),
         data_bytes: 0,
@@ -76,10 +77,20 @@ pub fn copy_and_stream(
     })
 }
 
+/// Where the target's WAL segment files go.
+#[derive(Clone, Copy, Debug)]
+pub struct WalLayout {
+    /// The WAL segment size.
+    pub seg_size: u32,
+    /// The WAL directory inside the data directory (`pg_wal`, openGauss's `pg_xlog`).
+    pub dir: &'static str,
+}
+
 /// Writes what a transfer delivers into the target, counting it.
 struct TransferWriter<'a> {
     target: &'a mut TargetDir,
     seg_size: u32,
+    wal_dir: &'static str,
     /// WAL segment files this transfer created (each is created empty once, then filled).
     segments: BTreeSet<String>,
     /// Files that vanished from the source: a chunk of one read before it vanished may arrive
@@ -122,7 +133,8 @@ impl TransferSink for TransferWriter<'_> {
             let off = pos.segment_offset(self.seg_size);
             let n = rest.len().min((seg_size - off) as usize);
             let name = format!(
-                "pg_wal/{}",
+                "{}/{}",
+                self.wal_dir,
                 segment_file_name(history, segno, self.seg_size)
             );
             if self.segments.insert(name.clone()) {
@@ -161,6 +173,7 @@ mod tests {
         TransferWriter {
             target,
             seg_size: SEG,
+            wal_dir: "pg_wal",
             segments: BTreeSet::new(),
             vanished: BTreeSet::new(),
             data_bytes: 0,

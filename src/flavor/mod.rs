@@ -13,7 +13,7 @@ mod product;
 
 pub use formats::{ControlLayout, Formats, RecordFormat, RelationFiles};
 use name::FlavorName;
-pub use product::{Product, ProductTable};
+pub use product::{Product, ProductTable, SourceProtocol};
 use serde::{Deserialize, Serialize};
 
 /// A supported database: product and major version. Not ordered: what differs between two

@@ -14,8 +14,20 @@ pub enum Product {
     OpenGauss,
 }
 
+/// How a rebuild reaches a running source of the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceProtocol {
+    /// libpq's protocol, at the connection string (or `primary_conninfo`) given.
+    Libpq,
+    /// openGauss's HA port, at the target's `replconninfoN` channels (or the host and port of
+    /// the connection string given).
+    HaChannels,
+}
+
 /// What a product names and queries the same way in all its majors.
 pub struct ProductTable {
+    /// How a running source is reached.
+    pub source_protocol: SourceProtocol,
     /// The product's name for people.
     pub name: &'static str,
     /// The WAL directory inside the data directory.
@@ -35,6 +47,10 @@ pub struct ProductTable {
     pub excluded_substrings: &'static [&'static str],
     /// File name prefix of excluded files (`pg_internal.init`, `pg_internal.init.1234`).
     pub excluded_prefix: &'static str,
+    /// Whether the target's excluded paths are removed (pg_rewind) or left as they are
+    /// (gs_rewind ignores them on both sides: the node keeps its postgresql.conf, state file,
+    /// build marker and double-write files).
+    pub remove_excluded: bool,
     /// Directory name prefix of temporary files, excluded at any depth.
     pub temp_prefix: &'static str,
     /// Configuration files a rebuild may keep from the target.
@@ -107,6 +123,7 @@ pub struct ProductTable {
 }
 
 const POSTGRESQL: ProductTable = ProductTable {
+    source_protocol: SourceProtocol::Libpq,
     name: "PostgreSQL",
     wal_dir: "pg_wal",
     control_file: "global/pg_control",
@@ -131,6 +148,7 @@ const POSTGRESQL: ProductTable = ProductTable {
     ],
     excluded_substrings: &[],
     excluded_prefix: "pg_internal.init",
+    remove_excluded: true,
     temp_prefix: "pgsql_tmp",
     config_files: &[
         "postgresql.conf",
@@ -187,6 +205,7 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
 };
 
 const OPENGAUSS: ProductTable = ProductTable {
+    source_protocol: SourceProtocol::HaChannels,
     name: "openGauss",
     wal_dir: "pg_xlog",
     control_file: "global/pg_control",
@@ -223,6 +242,7 @@ const OPENGAUSS: ProductTable = ProductTable {
         "rewind_lable",
     ],
     excluded_prefix: "pg_internal.init",
+    remove_excluded: false,
     temp_prefix: "pgsql_tmp",
     config_files: &["pg_hba.conf", "pg_ident.conf"],
     session_setup:

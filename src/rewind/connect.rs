@@ -8,8 +8,10 @@ use crate::cluster::TargetCluster;
 use crate::conninfo::ConnInfo;
 use crate::control::{ControlFile, DbState};
 use crate::error::{Error, Result};
+use crate::flavor::SourceProtocol;
 use crate::reporter::Reporter;
 use crate::source::local::LocalSource;
+use crate::source::opengauss::open::{self, OpenRequest};
 use crate::source::server::ServerSource;
 use crate::source::Source;
 use std::path::Path;
@@ -81,12 +83,14 @@ fn open_source(
     target: &mut TargetCluster,
     rep: &mut dyn Reporter,
 ) -> Result<(Box<dyn Source + Send>, Option<ConnInfo>)> {
+    let ha = target.flavor().table().source_protocol == SourceProtocol::HaChannels;
     let connstr = match &opts.source {
         SourceSpec::Local(dir) => {
             let mut local = LocalSource::new(dir);
             local.set_jobs(opts.jobs);
             return Ok((Box::new(local), None));
         }
+        _ if ha => return Ok((open_ha_source(opts, target, rep)?, None)),
         SourceSpec::Server(s) => s.clone(),
         SourceSpec::PrimaryConninfo => match target.setting("primary_conninfo")? {
             Some(s) => s,
@@ -103,6 +107,33 @@ fn open_source(
     server.set_jobs(opts.jobs);
     rep.step("connected to server");
     Ok((Box::new(server), Some(info)))
+}
+
+/// A source reached over the HA port (openGauss): the target's first `replconninfoN` channel
+/// that answers as a source, or the server `--source-server` names. Channels passed over are
+/// reported with what they answered.
+fn open_ha_source(
+    opts: &Options,
+    target: &mut TargetCluster,
+    rep: &mut dyn Reporter,
+) -> Result<Box<dyn Source + Send>> {
+    let req = OpenRequest {
+        target: &opts.target,
+        env: &opts.env,
+        client: opts.client,
+        local_term: read_term(&opts.target, target.flavor().table().term_file)?
+            .and_then(|t| u32::try_from(t).ok()),
+        jobs: opts.jobs,
+    };
+    let source = match &opts.source {
+        SourceSpec::Server(connstr) => open::from_connstr(connstr, &req)?,
+        _ => open::from_channels(target.settings()?, &req)?,
+    };
+    for skipped in source.skipped() {
+        rep.info(&format!("channel skipped: {skipped}"));
+    }
+    rep.step(&format!("connected to server {}", source.channel()));
+    Ok(Box::new(source))
 }
 
 fn check_compatible(
@@ -148,20 +179,28 @@ fn check_term(opts: &Options, src: &mut dyn Source, term_file: Option<&str>) -> 
         return Ok(());
     };
     let path = opts.target.join(file);
-    let target_term = match std::fs::read(&path) {
-        Ok(b) => b
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map(|b| u64::from(u32::from_le_bytes(b))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io("read file", &path, e)),
-    };
-    match target_term {
+    match read_term(&opts.target, Some(file))? {
         Some(t) if t > source_term => Err(Error::Incompatible(format!(
             "the target's term {t} (\"{}\") is newer than the source's term {source_term}: the source is not a newer primary of this cluster",
             path.display()
         ))),
         _ => Ok(()),
+    }
+}
+
+/// The target's term from its term file (`None`: no term file, or the product has none).
+fn read_term(target: &Path, term_file: Option<&str>) -> Result<Option<u64>> {
+    let Some(file) = term_file else {
+        return Ok(None);
+    };
+    let path = target.join(file);
+    match std::fs::read(&path) {
+        Ok(b) => Ok(b
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| u64::from(u32::from_le_bytes(b)))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read file", &path, e)),
     }
 }
 

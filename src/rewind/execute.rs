@@ -55,7 +55,10 @@ pub(super) fn run(
     let resumed = prep.resume.take();
     let mut journal = point_of_no_return(resumed, prep, locations, target)?;
     let history = &prep.source_history;
-    let seg_size = prep.target.seg_size();
+    let wal = transfer::WalLayout {
+        seg_size: prep.target.seg_size(),
+        dir: prep.target.flavor().wal_dir(),
+    };
     if files_done {
         rep.step("file changes were completed by an earlier run");
         // Only the WAL, to where the source is now.
@@ -65,7 +68,7 @@ pub(super) fn run(
             &[],
             wal_start,
             history,
-            seg_size,
+            wal,
             rep,
         )?;
         return Ok(t);
@@ -78,7 +81,7 @@ pub(super) fn run(
         &ranges,
         wal_start,
         history,
-        seg_size,
+        wal,
         rep,
     )?;
     // Durable before the journal says so: a resumed run skips them.
@@ -122,12 +125,12 @@ fn point_of_no_return(
         files_done: false,
         plan: prep.plan.clone(),
     };
-    journal::begin(target, &j)?;
-    // The product's own marker of a build in progress (openGauss's server refuses to start
-    // while it exists, and its tools read it).
+    // The product's own marker of a build in progress, first of all (openGauss's server
+    // refuses to start while it exists, and its tools read it).
     if let Some((started, _)) = prep.target.flavor().table().build_marker {
         target.replace_durably(started, b"")?;
     }
+    journal::begin(target, &j)?;
     Ok(j)
 }
 

@@ -13,6 +13,7 @@
 
 pub mod channels;
 pub mod fetch;
+pub mod open;
 
 use super::{ChunkSink, FetchRange, Source, SourceFile, TransferSink, WalEnd, WalSink};
 use crate::datadir::FileKind;
@@ -70,6 +71,8 @@ pub struct OpenGaussSource {
     sessions: Vec<OgConn>,
     jobs: usize,
     form: FetchForm,
+    /// The channels tried before this one, and what each answered.
+    skipped: Vec<String>,
 }
 
 impl OpenGaussSource {
@@ -97,6 +100,7 @@ impl OpenGaussSource {
                         sessions: vec![sql],
                         jobs: 1,
                         form: FetchForm::Arrays,
+                        skipped: failures,
                     });
                 }
                 Err(e) => {
@@ -123,6 +127,12 @@ impl OpenGaussSource {
     /// How batches of ranges are sent (the arrays form unless told otherwise).
     pub fn set_fetch_form(&mut self, form: FetchForm) {
         self.form = form;
+    }
+
+    /// The channels tried before the one in use, each with what it answered
+    /// (`127.0.0.1:5433 (replconninfo1): connection refused`).
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// The channel in use.
