@@ -120,6 +120,10 @@ pub struct ProductTable {
     pub full_page_settings: &'static [&'static str],
     /// The file holding the node's term (openGauss fences failovers with it).
     pub term_file: Option<&'static str>,
+    /// Whether the product's own rebuild tool's milestones are said at info level too, in its
+    /// words (gs_rewind's `find common checkpoint`, `rewinding from checkpoint redo point`,
+    /// `need to copy`), for the scripts and people used to them.
+    pub tool_log_lines: bool,
 }
 
 const POSTGRESQL: ProductTable = ProductTable {
@@ -202,6 +206,7 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
     requires_hint_logging: true,
     full_page_settings: &["full_page_writes"],
     term_file: None,
+    tool_log_lines: false,
 };
 
 const OPENGAUSS: ProductTable = ProductTable {
@@ -280,6 +285,7 @@ SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_targ
     // checkpoint too.
     full_page_settings: &["full_page_writes", "enable_incremental_checkpoint"],
     term_file: Some("term_file"),
+    tool_log_lines: true,
 };
 
 impl Product {

@@ -114,6 +114,12 @@ fn phases(
         "rewinding from last common checkpoint at {} on timeline {}",
         common.checkpoint.lsn, common.checkpoint.checkpoint.this_timeline_id
     ));
+    if target.flavor().table().tool_log_lines {
+        rep.info(&format!(
+            "rewinding from checkpoint redo point at {} on timeline {}",
+            common.start.redo, common.start.tli
+        ));
+    }
     // 4. The blocks the target changed, from its WAL (with page LSNs: once the listings are
     // known).
     let from_wal = changed_blocks::scan_wal(&mut target, &common, found.restore, &opts, rep)?;
