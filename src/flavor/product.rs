@@ -216,9 +216,11 @@ const OPENGAUSS: ProductTable = ProductTable {
     control_file: "global/pg_control",
     record_header_len: 32,
     excluded_dir_contents: &["pg_stat_tmp", "pg_notify", "pg_serial", "pg_snapshots"],
-    excluded_files: &["backup_label", "tablespace_map", "gsbuild.pid"],
-    // gs_rewind's list: what a node keeps of its own, and what a build writes.
+    excluded_files: &["tablespace_map", "gsbuild.pid"],
+    // gs_rewind's list: what a node keeps of its own, and what a build writes (by substring:
+    // `backup_label` covers `backup_label.old` and `full_backup_label`).
     excluded_substrings: &[
+        "backup_label",
         "postmaster.pid",
         "postmaster.opts",
         "postgresql.conf",

@@ -149,8 +149,8 @@ fn check_compatible(
         || target.catalog_version_no != source.catalog_version_no
     {
         return Err(Error::Incompatible(format!(
-            "clusters are not compatible: source is PostgreSQL {} (catalog version {}), target is PostgreSQL {} (catalog version {})",
-            source.flavor, source.catalog_version_no, target.flavor, target.catalog_version_no
+            "clusters are not compatible: source is {} (catalog version {}), target is {} (catalog version {})",
+            source.flavor.name(), source.catalog_version_no, target.flavor.name(), target.catalog_version_no
         )));
     }
     if target.system_identifier != source.system_identifier {
