@@ -195,6 +195,12 @@ pub(super) async fn authenticate(
             }
             b'E' => return Err(conn.error(message::server_message(&frame.body).to_string())),
             b'N' => tracing::info!("server notice: {}", message::server_message(&frame.body)),
+            // PostgreSQL answers openGauss's protocol 3.51 with the newest minor it speaks.
+            b'v' => {
+                return Err(conn.error(
+                    "the server does not speak openGauss's protocol 3.51 (it answered with NegotiateProtocolVersion, as PostgreSQL does): it is not an openGauss server".into(),
+                ))
+            }
             t => {
                 return Err(conn.error(format!(
                     "unexpected message type '{}' during authentication",

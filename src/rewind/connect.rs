@@ -132,7 +132,11 @@ fn open_ha_source(
     for skipped in source.skipped() {
         rep.info(&format!("channel skipped: {skipped}"));
     }
-    rep.step(&format!("connected to server {}", source.channel()));
+    let connected = format!("connected to server {}", source.channel());
+    match source.skipped().is_empty() {
+        true => rep.step(&connected),
+        false => rep.info(&connected),
+    }
     Ok(Box::new(source))
 }
 

@@ -227,6 +227,8 @@ fn bad_sources(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
         "channel 1's skip is not reported: {said}"
     );
     assert!(said.contains("(replconninfo2)"), "{said}");
+    // The server itself wants every port of a channel: the node's own configuration back.
+    set_channels(&two, &good);
     converges(&mut two, new);
 
     // Every channel dead.
@@ -252,7 +254,12 @@ fn bad_sources(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     );
     same_tree(&before.datadir(), &none.datadir());
 
-    // A PostgreSQL server as the source.
+    postgres_source(og, old);
+}
+
+/// A PostgreSQL server, then a stopped PostgreSQL data directory, as the source: exit 1, the
+/// target untouched.
+fn postgres_source(og: &OgInstall, old: &OgCluster) {
     let Some(pg) = crate::support::install(15).or_else(crate::support::debian_install) else {
         panic!("no PostgreSQL 15 to start a wrong source with");
     };
@@ -275,6 +282,7 @@ fn bad_sources(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     );
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("not an openGauss server"), "{said}");
     same_tree(&before.datadir(), &target.datadir());
     // And a stopped PostgreSQL data directory (readable by the openGauss user).
     pgc.stop();
