@@ -198,7 +198,7 @@ pub(super) async fn authenticate(
             // PostgreSQL answers openGauss's protocol 3.51 with the newest minor it speaks.
             b'v' => {
                 return Err(conn.error(
-                    "the server does not speak openGauss's protocol 3.51 (it answered with NegotiateProtocolVersion, as PostgreSQL does): it is not an openGauss server".into(),
+                    "the server does not speak openGauss's protocol 3.51 (it answered with NegotiateProtocolVersion, as PostgreSQL does): it is not an openGauss server",
                 ))
             }
             t => {
