@@ -140,6 +140,9 @@ fn side_by_side(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     let gs_time = t.elapsed();
     let gs_text = text(&gs);
     assert!(gs.status.success(), "gs_ctl build: {gs_text}");
+    for l in gs_text.lines().filter(|l| l.contains("][gs_rewind]: ")) {
+        eprintln!("{l}");
+    }
     let gs_line = gs_text
         .lines()
         .find(|l| l.contains("need to copy"))
