@@ -128,3 +128,59 @@ fn connect(
     source.set_jobs(req.jobs);
     Ok(source)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn req<'a>(target: &'a Path, env: &'a Environment) -> OpenRequest<'a> {
+        OpenRequest {
+            target,
+            env,
+            client: ClientOptions {
+                connect_timeout: Duration::from_secs(2),
+                read_timeout: Duration::from_secs(2),
+                status_interval: Duration::from_secs(2),
+            },
+            local_term: None,
+            jobs: 1,
+        }
+    }
+
+    #[test]
+    fn connstr_needs_a_tcp_ha_port() {
+        let env = Environment::empty();
+        let d = tempfile::tempdir().unwrap();
+        let r = req(d.path(), &env);
+        let no_port = from_connstr("host=127.0.0.1", &r)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(no_port.contains("HA port"), "{no_port}");
+        let socket = from_connstr("host=/tmp port=5432", &r)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(socket.contains("socket directory"), "{socket}");
+        let bad = from_connstr("host=h port=x", &r).err().unwrap().to_string();
+        assert!(bad.contains("invalid port \"x\""), "{bad}");
+    }
+
+    #[test]
+    fn no_channels_named() {
+        let env = Environment::empty();
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("postgresql.conf"),
+            "replconninfo1 = 'localhost=127.0.0.1 remotehost=127.0.0.1'\n",
+        )
+        .unwrap();
+        let s = Settings::read_target(d.path(), None).unwrap();
+        let e = from_channels(&s, &req(d.path(), &env))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("replconninfo1 has no remoteport"), "{e}");
+    }
+}
