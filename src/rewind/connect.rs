@@ -1,5 +1,7 @@
 //! Phase 2, the source: open it (a server by connection string or the target's own
-//! `primary_conninfo`, a stopped data directory, or the caller's own), read its control file,
+//! `primary_conninfo` — for a product reached over its HA port, openGauss, the host and port of
+//! the connection string or the target's `replconninfoN` channels — a stopped data directory,
+//! or the caller's own), read its control file,
 //! and check that the two clusters fit — same flavor, same system, checksums or
 //! `wal_log_hints` on the target, `full_page_writes` on the source, not the same directory.
 
