@@ -1,7 +1,8 @@
 //! `gsbuild -D` on a diverged openGauss old primary, on one diverged pair: identical copies of
 //! the stopped old primary (`cp -a`) are rebuilt side by side by `gs_ctl build -b incremental`
 //! and by gsbuild, one is interrupted after the point of no return and finished by a re-run,
-//! and bad sources are refused without touching the target; last, the old primary itself,
+//! and bad sources are refused without touching the target; a copy running as a primary again
+//! is stopped and rebuilt; last, the old primary itself,
 //! running as a standby that needs repair, is rebuilt by `gsbuild -D` and streams again.
 
 use crate::support::opengauss::*;
@@ -112,7 +113,22 @@ fn diverged_old_primary_rebuilt() {
     side_by_side(&og, &old, &new);
     interrupted(&og, &old, &new);
     bad_sources(&og, &old, &new);
+    running_primary(&og, &old, &new);
     seed_story(&og, &mut old, &new);
+}
+
+/// The old primary running as a primary again (it never took part in the failover, so it has
+/// no term file: term 0, the new primary's is 1): `gsbuild -D` stops it, rebuilds and starts it.
+fn running_primary(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
+    let mut c = old.copy_stopped("running-primary");
+    assert!(!c.datadir().join("term_file").exists());
+    c.start("primary");
+    let out = gsbuild(og, &[], &["-D", &path_str(&c)]);
+    assert!(out.status.success(), "{}", text(&out));
+    c.set_running(true);
+    c.wait_normal_standby();
+    assert_eq!(c.digest(), new.digest());
+    c.stop();
 }
 
 /// gs_ctl build -b incremental and gsbuild on identical copies: both converge; gsbuild copies
