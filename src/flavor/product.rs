@@ -124,6 +124,9 @@ pub struct ProductTable {
     /// words (gs_rewind's `find common checkpoint`, `rewinding from checkpoint redo point`,
     /// `need to copy`), for the scripts and people used to them.
     pub tool_log_lines: bool,
+    /// Whether a fresh rebuild refuses a target holding a `backup_label` (gs_rewind's check:
+    /// the node has not recovered from its last build or backup yet).
+    pub refuses_backup_label: bool,
 }
 
 const POSTGRESQL: ProductTable = ProductTable {
@@ -207,6 +210,7 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
     full_page_settings: &["full_page_writes"],
     term_file: None,
     tool_log_lines: false,
+    refuses_backup_label: false,
 };
 
 const OPENGAUSS: ProductTable = ProductTable {
@@ -288,6 +292,7 @@ SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_targ
     full_page_settings: &["full_page_writes", "enable_incremental_checkpoint"],
     term_file: Some("term_file"),
     tool_log_lines: true,
+    refuses_backup_label: true,
 };
 
 impl Product {

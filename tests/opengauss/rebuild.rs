@@ -178,6 +178,12 @@ fn side_by_side(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     assert!(by_us.datadir().join("build_completed.done").is_file());
     assert!(!by_us.datadir().join("build_completed.start").exists());
     assert!(by_us.datadir().join("global/pg_dw.build").is_file());
+    // Built, not yet started: it still holds its backup_label, and a second build is refused
+    // as gs_rewind refuses it, without touching it.
+    let again = gsbuild(og, &[], &["-D", &path_str(&by_us), "-q"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again).contains("recover from the latest backup first"));
+    assert!(by_us.datadir().join("build_completed.done").is_file());
     eprintln!(
         "SIDE BY SIDE: gs_ctl build -b incremental -q: {gs_time:.1?}, {} KB copied ({gs_line}); \
          gsbuild -D -q: {our_time:.1?}, {} KB copied",
