@@ -152,6 +152,11 @@ impl SslMode {
 pub struct Password(String);
 
 impl Password {
+    /// A password the caller has (for connections not described by a connection string).
+    pub fn new(password: String) -> Password {
+        Password(password)
+    }
+
     /// The password itself, for the authentication exchange only.
     pub fn expose(&self) -> &str {
         &self.0

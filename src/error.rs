@@ -198,6 +198,15 @@ pub enum WalUseError {
         /// Its `xl_info`.
         info: u8,
     },
+    /// A record changes a block whose file gsbuild cannot name (openGauss's hash-bucket
+    /// storage, a segment-page block without a physical location).
+    #[error("WAL record at {lsn} changes a block gsbuild cannot locate: {detail}")]
+    UnlocatedBlock {
+        /// The record.
+        lsn: Lsn,
+        /// The block and why.
+        detail: String,
+    },
     /// No readable record at a position where one must be.
     #[error("could not read WAL record at {lsn}")]
     NoRecord {

@@ -20,8 +20,8 @@ use bytes::Bytes;
 /// The WAL segment size the WAL targets read with (the default, 16 MiB).
 pub const FUZZ_SEG_SIZE: u32 = 16 << 20;
 
-/// Where the CRC of pg_control lies in 14–17 and in 18.
-const CONTROL_CRC_OFFSETS: [usize; 2] = [288, 292];
+/// Where the CRC of pg_control lies in 14–17, in 18 and in openGauss.
+const CONTROL_CRC_OFFSETS: [usize; 3] = [288, 292, 224];
 
 fn le_u64(data: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
@@ -31,10 +31,12 @@ fn le_u64(data: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// pg_control: a file that decodes encodes back to bytes that decode to the same value and
-/// encode to the same bytes. A file whose only fault is its CRC is also tried with the CRC
-/// fixed, so that the fuzzer reaches the field decoding. Every 88-byte prefix is also decoded as
-/// a `CheckPoint` of every major, which must round-trip.
+/// pg_control (PostgreSQL's and openGauss's): a file that decodes encodes back to bytes that
+/// decode to the same value and encode to the same bytes; with a new state and minimum
+/// recovery point (what a rebuild's finish writes) it still does, with those values; openGauss's
+/// `pg_control.backup` image decodes to the same value. A file whose only fault is its CRC is
+/// also tried with the CRC fixed, so that the fuzzer reaches the field decoding. Every 88-byte
+/// prefix is also decoded as a `CheckPoint` of every flavor, which must round-trip.
 pub fn check_control(data: &[u8]) {
     match ControlFile::decode(data) {
         Ok(cf) => control_round_trip(&cf),
@@ -51,7 +53,7 @@ pub fn check_control(data: &[u8]) {
         }
         Err(_) => {}
     }
-    for flavor in Flavor::POSTGRESQL {
+    for flavor in Flavor::ALL {
         if let Ok(cp) = CheckPoint::decode(data, flavor) {
             let enc = cp.encode(flavor);
             let again = CheckPoint::decode(&enc, flavor).expect("encoded checkpoint decodes");
@@ -70,6 +72,23 @@ fn control_round_trip(cf: &ControlFile) {
     let again = ControlFile::decode(&enc).expect("encoded pg_control decodes");
     assert_eq!(&again, cf, "pg_control decode(encode(cf)) == cf");
     assert_eq!(again.encode(), enc, "pg_control encode is stable");
+    if let Some(image) = cf.backup_image() {
+        let backup = ControlFile::decode(&image).expect("the backup image decodes");
+        assert_eq!(&backup, cf, "pg_control.backup holds the same values");
+    }
+    let mut finished = cf.clone();
+    finished.state = crate::control::DbState::InArchiveRecovery;
+    finished.min_recovery_point = Lsn(cf.checkpoint.0.wrapping_add(0x1234_5678));
+    let back = ControlFile::decode(&finished.encode()).expect("a finished pg_control decodes");
+    assert_eq!(
+        (back.state, back.min_recovery_point),
+        (finished.state, finished.min_recovery_point)
+    );
+    assert_eq!(
+        back.encode(),
+        finished.encode(),
+        "a finished pg_control re-encodes"
+    );
 }
 
 /// What reading a WAL byte stream gave: the records, then how it ended (the end of WAL, or
@@ -170,25 +189,33 @@ pub fn check_wal_stream(data: &[u8]) {
     }
 }
 
-/// One record, decoded as each major: no panic, and a record that decodes is consistent with
-/// its bytes (lengths add up, block ids increase, flags match the decoded parts).
+/// One record, decoded as each flavor (PostgreSQL's majors and openGauss): no panic, and a
+/// record that decodes is consistent with its bytes (lengths add up, block ids increase, flags
+/// match the decoded parts; openGauss's references all carry its additions).
 pub fn check_wal_record(data: &[u8]) {
     let lsn = Lsn(0x0100_0028);
     let end = Lsn(lsn.0 + data.len() as u64);
-    for flavor in Flavor::POSTGRESQL {
+    for flavor in Flavor::ALL {
         let Ok(rec) = Record::decode(lsn, end, Bytes::copy_from_slice(data), flavor) else {
             continue;
+        };
+        let og = flavor.formats().record == crate::flavor::RecordFormat::OpenGauss;
+        let fork_of = |n: u8| match og {
+            true => ForkNumber::from_opengauss(n),
+            false => ForkNumber::from_u8(n),
         };
         assert_eq!(rec.tot_len() as usize, data.len());
         assert!(rec.rec_len() <= rec.tot_len());
         assert_eq!(rec.rec_len() + rec.fpi_len(), rec.tot_len());
-        let mut used = 24 + rec.main_data().len();
+        assert_eq!(rec.header.term.is_some(), og, "{flavor}: term");
+        let mut used = flavor.record_header_len() as usize + rec.main_data().len();
         for (i, b) in rec.blocks.iter().enumerate() {
             assert!(
                 b.id <= 32 && (i == 0 || rec.blocks[i - 1].id < b.id),
                 "block ids"
             );
-            assert_eq!(ForkNumber::from_u8(b.fork_flags & 0x0F), Some(b.fork));
+            assert_eq!(b.og.is_some(), og, "{flavor}: openGauss block fields");
+            assert_eq!(fork_of(b.fork_flags & 0x0F), Some(b.fork));
             assert_eq!(b.fork_flags & 0x10 != 0, b.image.is_some());
             assert_eq!(b.fork_flags & 0x20 != 0, b.has_data());
             assert_eq!(b.fork_flags & 0x40 != 0, b.will_init);
@@ -297,12 +324,15 @@ pub fn check_paths(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data.get(24..).unwrap_or_default()) else {
         return;
     };
-    if let Some(rf) = relpath::classify(text) {
-        let version_dir = text.split('/').nth(2).unwrap_or("");
-        assert_eq!(
-            relpath::relation_path(rf.locator, rf.fork, rf.segment, version_dir),
-            text
-        );
+    for flavor in [Flavor::Pg15, Flavor::OpenGauss] {
+        if let Some(rf) = relpath::classify_in(text, flavor) {
+            let version_dir = text.split('/').nth(2).unwrap_or("");
+            assert_eq!(
+                relpath::relation_path(rf.locator, rf.fork, rf.segment, version_dir),
+                text,
+                "{flavor}"
+            );
+        }
     }
     if let Ok(lsn) = text.parse::<Lsn>() {
         let printed = lsn.to_string();

@@ -5,7 +5,7 @@
 //!
 //! - what wrote a data directory: [`flavor`];
 //! - formats: [`lsn`], [`cursor`], [`control`], [`xlog`], [`timeline`], [`relpath`];
-//! - connections: [`conninfo`], [`replication`], [`source`];
+//! - connections: [`conninfo`], [`replication`], [`ogwire`] (openGauss), [`source`];
 //! - the rebuild: [`rewind`] (the orchestration, one module per phase, 0–7), reading the
 //!   target through [`cluster`], [`walscan`], [`pagescan`] and [`pagelsn`] (changed blocks),
 //!   [`datadir`], [`filemap`] and [`plan`] (the boundary), [`transfer`] and [`journal`],
@@ -31,6 +31,7 @@ pub mod inspect;
 pub mod journal;
 pub mod lifecycle;
 pub mod lsn;
+pub mod ogwire;
 pub mod pagelsn;
 pub mod pagescan;
 pub mod pgconf;

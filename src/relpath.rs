@@ -11,7 +11,13 @@
 //! no suffix). This is also what pg_rewind's `isRelDataFile` ends up accepting, since it rebuilds
 //! the path from the parsed numbers and rejects any name that does not come back identical.
 
+#[cfg(test)]
+mod og_tests;
+mod opengauss;
+
+use crate::flavor::{Flavor, RelationFiles};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// OID of the `pg_global` tablespace (`GLOBALTABLESPACE_OID`).
@@ -52,10 +58,21 @@ pub enum ForkNumber {
     VisibilityMap,
     /// Init fork of an unlogged relation (`_init`).
     Init,
+    /// openGauss's bitmap of the blocks data replication changed (`_bcm`; fork number 3 in its
+    /// WAL, where its init fork is 4).
+    Bcm,
+    /// An openGauss column-store file of attribute N: `<rel>_C<N>.<seg>`, the segment number
+    /// always written (`.0` too). Not block-wise: its units are compressed CUs.
+    Column(u16),
+    /// The `_bcm` of an openGauss column-store file: `<rel>_C<N>_bcm[.<seg>]`.
+    ColumnBcm(u16),
+    /// An openGauss compressed (CFS) main fork: `<rel>_compress`, `<rel>.<seg>_compress`. Its
+    /// pages are not at `block * BLCKSZ`, so it is copied whole.
+    Compressed,
 }
 
 impl ForkNumber {
-    /// The fork with on-disk number `n` (0..=3).
+    /// The fork with PostgreSQL's number `n` (0..=3).
     pub fn from_u8(n: u8) -> Option<ForkNumber> {
         match n {
             0 => Some(ForkNumber::Main),
@@ -66,20 +83,37 @@ impl ForkNumber {
         }
     }
 
-    /// The fork name as PostgreSQL prints it (`main`, `fsm`, `vm`, `init`).
-    pub fn name(self) -> &'static str {
+    /// The fork with openGauss's number `n` (0..=4: main, fsm, vm, bcm, init).
+    pub fn from_opengauss(n: u8) -> Option<ForkNumber> {
+        match n {
+            0 => Some(ForkNumber::Main),
+            1 => Some(ForkNumber::Fsm),
+            2 => Some(ForkNumber::VisibilityMap),
+            3 => Some(ForkNumber::Bcm),
+            4 => Some(ForkNumber::Init),
+            _ => None,
+        }
+    }
+
+    /// The fork name as PostgreSQL prints it (`main`, `fsm`, `vm`, `init`), and openGauss's
+    /// (`bcm`, `C<N>`, `C<N>_bcm`, `compress`): the file name suffix without its `_`.
+    pub fn name(self) -> Cow<'static, str> {
         match self {
-            ForkNumber::Main => "main",
-            ForkNumber::Fsm => "fsm",
-            ForkNumber::VisibilityMap => "vm",
-            ForkNumber::Init => "init",
+            ForkNumber::Main => "main".into(),
+            ForkNumber::Fsm => "fsm".into(),
+            ForkNumber::VisibilityMap => "vm".into(),
+            ForkNumber::Init => "init".into(),
+            ForkNumber::Bcm => "bcm".into(),
+            ForkNumber::Column(n) => format!("C{n}").into(),
+            ForkNumber::ColumnBcm(n) => format!("C{n}_bcm").into(),
+            ForkNumber::Compressed => "compress".into(),
         }
     }
 }
 
 impl fmt::Display for ForkNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
@@ -167,6 +201,14 @@ fn is_tablespace_version_dir(dir: &str) -> bool {
 /// (the file map treats them as ordinary files, which pg_rewind excludes anyway). The version
 /// directory is accepted for any major; the caller compares it with its own when that matters.
 pub fn classify(path: &str) -> Option<RelFile> {
+    classify_with(path, is_tablespace_version_dir, parse_file_name)
+}
+
+/// A file-name parser: `<rel>[suffix]` → relfilenumber, fork, segment.
+type NameParser = fn(&str) -> Option<(u32, ForkNumber, u32)>;
+
+/// [`classify`] with a flavor's tablespace version directory and file name rules.
+fn classify_with(path: &str, version_dir: fn(&str) -> bool, names: NameParser) -> Option<RelFile> {
     // At most five components; no allocation (the file map classifies every listed path).
     let mut parts = [""; 5];
     let mut n = 0;
@@ -177,12 +219,12 @@ pub fn classify(path: &str) -> Option<RelFile> {
     let (spc, db, name) = match parts.get(..n)? {
         ["global", name] => (GLOBAL_TABLESPACE_OID, 0, *name),
         ["base", db, name] => (DEFAULT_TABLESPACE_OID, parse_number(db)?, *name),
-        ["pg_tblspc", spc, version, db, name] if is_tablespace_version_dir(version) => {
+        ["pg_tblspc", spc, version, db, name] if version_dir(version) => {
             (parse_number(spc)?, parse_number(db)?, *name)
         }
         _ => return None,
     };
-    let (rel, fork, segment) = parse_file_name(name)?;
+    let (rel, fork, segment) = names(name)?;
     Some(RelFile {
         locator: RelFileLocator { spc, db, rel },
         fork,
@@ -197,10 +239,27 @@ pub fn is_main_fork_data_file(path: &str) -> bool {
     classify(path).is_some_and(|f| f.fork == ForkNumber::Main)
 }
 
+/// [`classify`] with the relation file names of `flavor` (openGauss: its forks, column-store
+/// and compressed files, and tablespace directories that name the node).
+pub fn classify_in(path: &str, flavor: Flavor) -> Option<RelFile> {
+    match flavor.formats().relation_files {
+        RelationFiles::PostgreSql => classify(path),
+        RelationFiles::OpenGauss => opengauss::classify(path),
+    }
+}
+
+/// [`is_main_fork_data_file`] for a data directory of `flavor`: only a main-fork segment in the
+/// plain page layout (not a column-store or compressed file) is handled block by block.
+pub fn is_main_fork_data_file_in(path: &str, flavor: Flavor) -> bool {
+    classify_in(path, flavor).is_some_and(|f| f.fork == ForkNumber::Main)
+}
+
 /// The data-directory-relative path of segment `segment` of `fork` of `locator`
 /// (`GetRelationPath` plus the segment suffix). `tablespace_version_dir` is the
-/// `PG_<major>_<catver>` directory, used only for tablespaces other than `pg_global` and
-/// `pg_default`. The inverse of [`classify`] for the paths it accepts.
+/// `PG_<major>_<catver>` directory (openGauss: `PG_9.2_<catver>_<node>`), used only for
+/// tablespaces other than `pg_global` and `pg_default`. The inverse of [`classify_in`] for the
+/// paths it accepts: a column-store file always has its segment suffix, a compressed one has
+/// `_compress` after it.
 pub fn relation_path(
     locator: RelFileLocator,
     fork: ForkNumber,
@@ -213,13 +272,16 @@ pub fn relation_path(
         DEFAULT_TABLESPACE_OID => format!("base/{db}/{rel}"),
         _ => format!("pg_tblspc/{spc}/{tablespace_version_dir}/{db}/{rel}"),
     };
-    if fork != ForkNumber::Main {
+    if !matches!(fork, ForkNumber::Main | ForkNumber::Compressed) {
         path.push('_');
-        path.push_str(fork.name());
+        path.push_str(&fork.name());
     }
-    if segment > 0 {
+    if segment > 0 || matches!(fork, ForkNumber::Column(_)) {
         path.push('.');
         path.push_str(&segment.to_string());
+    }
+    if fork == ForkNumber::Compressed {
+        path.push_str("_compress");
     }
     path
 }

@@ -10,7 +10,7 @@
 mod auth;
 mod stream;
 pub(crate) mod tls;
-mod transport;
+pub(crate) mod transport;
 
 pub use stream::{Streamed, TimelineEnd, WalChunk, WalStream};
 

@@ -3,7 +3,7 @@
 //! a server streams the WAL while its SQL sessions fetch blocks), into the target.
 //!
 //! Everything arrives on the caller's thread, where `TransferWriter` writes it through the
-//! one [`TargetDir`]: chunks at their offsets, WAL into `pg_wal` segment files named along the
+//! one [`TargetDir`]: chunks at their offsets, WAL into the WAL directory's segment files named along the
 //! source's history ([`segment_file_name`]), each created empty and padded to full size.
 
 use crate::error::Result;

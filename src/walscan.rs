@@ -3,6 +3,13 @@
 //! every main-fork block the target changed from that checkpoint's redo point to its end of WAL
 //! (phase 4).
 //!
+//! openGauss's WAL is scanned as its `gs_rewind` does: every main-fork block reference,
+//! whatever the resource manager, and no record refused for `xl_info & 0x01` (which openGauss
+//! sets on btree inserts, not only on file-level changes; created, dropped and truncated files
+//! are the file map's, by their sizes). A segment-page relation's block is the physical page
+//! the record names (`<db>/<fileno>`, segments of `RELSEG_SIZE` blocks); a compressed (CFS)
+//! relation's pages are in its `_compress` file, which is copied whole.
+//!
 //! Also [`RestoringWalDir`], the target's `pg_wal` that fetches missing segments with the
 //! target's `restore_command` (`-c`).
 
@@ -11,14 +18,18 @@ use crate::error::{Error, Result, WalUseError};
 use crate::flavor::Flavor;
 use crate::lsn::{Lsn, XLogSegNo};
 use crate::pgserver;
-use crate::relpath::{relation_path, ForkNumber, RELSEG_SIZE};
+use crate::relpath::{relation_path, BlockNumber, ForkNumber, RelFileLocator};
 use crate::timeline::{segment_file_name, TimeLineHistoryEntry};
+use crate::xlog::ogrecord::{MAX_PHYSICAL_SEGMENT_REL, SEGMENT_BUCKET};
 use crate::xlog::rmgr;
 use crate::xlog::segment::read_segment_file;
-use crate::xlog::{Record, SegmentSource, WalReader};
+use crate::xlog::{BlockRef, Record, SegmentSource, WalReader};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+
+#[cfg(test)]
+mod og_tests;
 
 /// A checkpoint record found in the WAL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,14 +265,15 @@ pub fn scan_changed_blocks<S: SegmentSource>(
             break;
         }
         records += 1;
-        check_record_kind(&rec)?;
+        if rec.flavor.formats().special_rel_update_flag {
+            check_record_kind(&rec)?;
+        }
         for b in rec.blocks.iter().filter(|b| b.fork == ForkNumber::Main) {
-            let seg = b.blk.0 / RELSEG_SIZE;
-            let path = relation_path(b.rel, ForkNumber::Main, seg, tablespace_dir);
-            changed
-                .entry(path)
-                .or_default()
-                .insert(b.blk.0 % RELSEG_SIZE);
+            let Some((rel, blk)) = page_of(&rec, b)? else {
+                continue;
+            };
+            let path = relation_path(rel, ForkNumber::Main, blk.segment(), tablespace_dir);
+            changed.entry(path).or_default().insert(blk.in_segment());
         }
         reached = rec.end_lsn;
     }
@@ -275,6 +287,51 @@ pub fn scan_changed_blocks<S: SegmentSource>(
         ));
     }
     Ok((changed, records))
+}
+
+/// The relation file and block where the page of main-fork reference `b` lives; `None` when its
+/// file is copied whole anyway (a compressed relation's `_compress`).
+fn page_of(rec: &Record, b: &BlockRef) -> Result<Option<(RelFileLocator, BlockNumber)>> {
+    let Some(og) = &b.og else {
+        return Ok(Some((b.rel, b.blk)));
+    };
+    let unsupported = |detail: String| {
+        Err(Error::wal_use(
+            rec.lsn,
+            WalUseError::UnlocatedBlock {
+                lsn: rec.lsn,
+                detail,
+            },
+        ))
+    };
+    if !og.is_segment() {
+        return Ok((og.opt == 0).then_some((b.rel, b.blk)));
+    }
+    if og.bucket_node != SEGMENT_BUCKET {
+        let what = format!("hash bucket {} of relation {}", og.bucket_node, b.rel);
+        return unsupported(what);
+    }
+    if b.rel.rel <= MAX_PHYSICAL_SEGMENT_REL {
+        // A page of segment-page storage's own files (its metadata and extents).
+        return Ok(Some((b.rel, b.blk)));
+    }
+    match og.seg {
+        Some(seg) if (1..=MAX_PHYSICAL_SEGMENT_REL).contains(&u32::from(seg.fileno)) => {
+            let file = RelFileLocator {
+                rel: u32::from(seg.fileno),
+                ..b.rel
+            };
+            Ok(Some((file, seg.blockno)))
+        }
+        Some(seg) => unsupported(format!(
+            "segment-page block {} of relation {} in physical file {}",
+            b.blk, b.rel, seg.fileno
+        )),
+        None => unsupported(format!(
+            "segment-page block {} of relation {} without its physical location",
+            b.blk, b.rel
+        )),
+    }
 }
 
 /// pg_rewind's rules for records the block scan cannot account for.

@@ -6,3 +6,5 @@ mod support;
 
 #[path = "opengauss/harness.rs"]
 mod harness;
+#[path = "opengauss/rebuild.rs"]
+mod rebuild;

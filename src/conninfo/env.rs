@@ -101,6 +101,14 @@ impl Environment {
         &self.default_socket_dir
     }
 
+    /// The value of the environment variable `name` (`PGUSER`), when set and not empty.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
     pub(super) fn var_for_key(&self, key: &str) -> Option<&str> {
         let (name, _) = ENV_VARS.iter().find(|(_, k)| *k == key)?;
         self.vars.get(*name).map(String::as_str)

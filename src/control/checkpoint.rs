@@ -7,7 +7,7 @@
 
 use super::io::{Reader, Writer};
 use crate::cursor::Truncated;
-use crate::flavor::Flavor;
+use crate::flavor::{ControlLayout, Flavor};
 use crate::lsn::{Lsn, TimeLineId};
 use std::fmt;
 
@@ -153,7 +153,8 @@ pub struct CheckPoint {
     pub redo: Lsn,
     /// Timeline the checkpoint was written on.
     pub this_timeline_id: TimeLineId,
-    /// Previous timeline when the checkpoint ends one (else equal to `this_timeline_id`).
+    /// Previous timeline when the checkpoint ends one (else equal to `this_timeline_id`;
+    /// openGauss does not store it: always `this_timeline_id`).
     pub prev_timeline_id: TimeLineId,
     /// `full_page_writes` at the time of the checkpoint.
     pub full_page_writes: bool,
@@ -163,35 +164,43 @@ pub struct CheckPoint {
     pub next_xid: FullTransactionId,
     /// Next free OID.
     pub next_oid: u32,
-    /// Next free MultiXactId.
-    pub next_multi: u32,
-    /// Next free MultiXact offset.
-    pub next_multi_offset: u32,
-    /// Cluster-wide minimum `datfrozenxid`.
-    pub oldest_xid: u32,
+    /// Next free MultiXactId (32 bits in PostgreSQL, 64 in openGauss).
+    pub next_multi: u64,
+    /// Next free MultiXact offset (32 bits in PostgreSQL, 64 in openGauss).
+    pub next_multi_offset: u64,
+    /// Cluster-wide minimum `datfrozenxid` (32 bits in PostgreSQL, 64 in openGauss).
+    pub oldest_xid: u64,
     /// Database holding `oldest_xid`.
     pub oldest_xid_db: u32,
     /// Cluster-wide minimum `datminmxid`.
     pub oldest_multi: u32,
-    /// Database holding `oldest_multi`.
+    /// Database holding `oldest_multi`. (openGauss stores neither: 0.)
     pub oldest_multi_db: u32,
     /// Time of the checkpoint, seconds since the Unix epoch.
     pub time: i64,
-    /// Oldest xid with a valid commit timestamp.
+    /// Oldest xid with a valid commit timestamp. (openGauss stores neither timestamp xid: 0.)
     pub oldest_commit_ts_xid: u32,
     /// Newest xid with a valid commit timestamp.
     pub newest_commit_ts_xid: u32,
-    /// Oldest xid still running (online checkpoints with hot standby info; else 0).
-    pub oldest_active_xid: u32,
+    /// Oldest xid still running (online checkpoints with hot standby info; else 0). 32 bits
+    /// in PostgreSQL, 64 in openGauss.
+    pub oldest_active_xid: u64,
+    /// openGauss's `remove_seg`: the WAL segment number up to which WAL may be removed; `None`
+    /// for PostgreSQL, which does not store it.
+    pub remove_seg: Option<u64>,
 }
 
 impl CheckPoint {
-    /// `sizeof(CheckPoint)` in bytes, the same for every supported major.
+    /// `sizeof(CheckPoint)` in bytes, the same for every supported flavor.
     pub const SIZE: usize = 88;
 
-    /// Decodes the first [`CheckPoint::SIZE`] bytes of `bytes` as written by `major`. Bytes past
-    /// that are ignored; fewer is an error.
+    /// Decodes the first [`CheckPoint::SIZE`] bytes of `bytes` as written by `flavor` (its
+    /// control layout picks the decoder). Bytes past that are ignored (openGauss's records
+    /// carry a longer `CheckPointUndo`); fewer is an error.
     pub fn decode(bytes: &[u8], flavor: Flavor) -> Result<CheckPoint, Truncated> {
+        if flavor.formats().control == ControlLayout::OpenGauss {
+            return super::opengauss::decode_checkpoint(bytes);
+        }
         let r = Reader::new(bytes);
         r.bytes(0, Self::SIZE)?;
         let wal_level = match flavor.checkpoint_has_wal_level() {
@@ -206,16 +215,17 @@ impl CheckPoint {
             wal_level,
             next_xid: FullTransactionId(r.u64(off::NEXT_XID)?),
             next_oid: r.u32(off::NEXT_OID)?,
-            next_multi: r.u32(off::NEXT_MULTI)?,
-            next_multi_offset: r.u32(off::NEXT_MULTI_OFFSET)?,
-            oldest_xid: r.u32(off::OLDEST_XID)?,
+            next_multi: r.u32(off::NEXT_MULTI)?.into(),
+            next_multi_offset: r.u32(off::NEXT_MULTI_OFFSET)?.into(),
+            oldest_xid: r.u32(off::OLDEST_XID)?.into(),
             oldest_xid_db: r.u32(off::OLDEST_XID_DB)?,
             oldest_multi: r.u32(off::OLDEST_MULTI)?,
             oldest_multi_db: r.u32(off::OLDEST_MULTI_DB)?,
             time: r.i64(off::TIME)?,
             oldest_commit_ts_xid: r.u32(off::OLDEST_COMMIT_TS_XID)?,
             newest_commit_ts_xid: r.u32(off::NEWEST_COMMIT_TS_XID)?,
-            oldest_active_xid: r.u32(off::OLDEST_ACTIVE_XID)?,
+            oldest_active_xid: r.u32(off::OLDEST_ACTIVE_XID)?.into(),
+            remove_seg: None,
         })
     }
 
@@ -229,7 +239,12 @@ impl CheckPoint {
 
     /// Writes the fields at `base` in `w`, leaving the padding bytes between them untouched so
     /// that a re-encoded pg_control keeps whatever the server left there.
+    /// PostgreSQL's 32-bit fields take the low 32 bits of the wider ones (a value decoded from
+    /// PostgreSQL bytes always fits).
     pub(super) fn encode_into(&self, w: &mut Writer<'_>, base: usize, flavor: Flavor) {
+        if flavor.formats().control == ControlLayout::OpenGauss {
+            return super::opengauss::encode_checkpoint(self, w, base);
+        }
         w.u64(base + off::REDO, self.redo.0);
         w.u32(base + off::THIS_TLI, self.this_timeline_id.0);
         w.u32(base + off::PREV_TLI, self.prev_timeline_id.0);
@@ -240,16 +255,16 @@ impl CheckPoint {
         }
         w.u64(base + off::NEXT_XID, self.next_xid.0);
         w.u32(base + off::NEXT_OID, self.next_oid);
-        w.u32(base + off::NEXT_MULTI, self.next_multi);
-        w.u32(base + off::NEXT_MULTI_OFFSET, self.next_multi_offset);
-        w.u32(base + off::OLDEST_XID, self.oldest_xid);
+        w.u32(base + off::NEXT_MULTI, self.next_multi as u32);
+        w.u32(base + off::NEXT_MULTI_OFFSET, self.next_multi_offset as u32);
+        w.u32(base + off::OLDEST_XID, self.oldest_xid as u32);
         w.u32(base + off::OLDEST_XID_DB, self.oldest_xid_db);
         w.u32(base + off::OLDEST_MULTI, self.oldest_multi);
         w.u32(base + off::OLDEST_MULTI_DB, self.oldest_multi_db);
         w.i64(base + off::TIME, self.time);
         w.u32(base + off::OLDEST_COMMIT_TS_XID, self.oldest_commit_ts_xid);
         w.u32(base + off::NEWEST_COMMIT_TS_XID, self.newest_commit_ts_xid);
-        w.u32(base + off::OLDEST_ACTIVE_XID, self.oldest_active_xid);
+        w.u32(base + off::OLDEST_ACTIVE_XID, self.oldest_active_xid as u32);
     }
 }
 
@@ -278,6 +293,7 @@ mod tests {
             oldest_commit_ts_xid: 11,
             newest_commit_ts_xid: 12,
             oldest_active_xid: 13,
+            remove_seg: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! pg_control (`global/pg_control`): decode, validate and encode the control file of PostgreSQL
-//! 14–18 (x86-64 layout).
+//! 14–18 and of openGauss (x86-64 layouts; openGauss's in [`opengauss`]'s own decoder, picked
+//! by the versions the file holds).
 //!
 //! The inspect phase reads the target's file to learn its state, timelines and WAL geometry; the
 //! finish phase writes the source's copy back with a new minimum recovery point. Layout
@@ -12,14 +13,18 @@ mod constants;
 pub mod error;
 mod io;
 #[cfg(test)]
+mod og_tests;
+mod opengauss;
+#[cfg(test)]
 mod tests;
 
 pub use checkpoint::{CheckPoint, DbState, FullTransactionId, WalLevel};
 pub use constants::{FLOAT_FORMAT_VALUE, PG_CONTROL_FILE_SIZE};
 pub use error::ControlError;
+pub use opengauss::{CheckPointUndo, BACKUP_FILE_SIZE};
 
 use crate::error::Error;
-use crate::flavor::Flavor;
+use crate::flavor::{ControlLayout, Flavor};
 use crate::lsn::{Lsn, TimeLineId};
 use io::{Reader, Writer};
 use std::fmt;
@@ -28,6 +33,10 @@ use std::path::{Path, PathBuf};
 
 /// Where the control file lives inside a data directory.
 pub const CONTROL_FILE_PATH: &str = "global/pg_control";
+
+/// openGauss's copy of the control file's first [`BACKUP_FILE_SIZE`] bytes, which its server
+/// reads when `global/pg_control` has a bad CRC ([`ControlFile::backup_image`]).
+pub const CONTROL_BACKUP_PATH: &str = "global/pg_control.backup";
 
 /// Length of `mock_authentication_nonce`, in bytes.
 pub const MOCK_AUTH_NONCE_LEN: usize = 32;
@@ -200,14 +209,34 @@ pub struct ControlFile {
     pub mock_authentication_nonce: [u8; MOCK_AUTH_NONCE_LEN],
     /// `crc` as stored; [`ControlFile::encode`] recomputes it.
     pub crc: u32,
+    /// openGauss's `prevCheckPoint`: the checkpoint before the latest; `None` for PostgreSQL.
+    pub prev_checkpoint: Option<Lsn>,
+    /// openGauss's `timeline` field, which pg_controldata prints as "Database system
+    /// TimeLine": a counter raised at every server start, not a WAL timeline. `None` for
+    /// PostgreSQL.
+    pub startup_timeline: Option<TimeLineId>,
+    /// openGauss's `enableIntTimes`; `None` for PostgreSQL, which no longer stores it.
+    pub enable_int_times: Option<bool>,
+    /// openGauss's `float4ByVal`; `None` for PostgreSQL, which no longer stores it.
+    pub float4_by_val: Option<bool>,
+    /// openGauss's `bootstrap_segment` (initdb made segment-page storage the default);
+    /// `None` for PostgreSQL.
+    pub bootstrap_segment: Option<bool>,
     original: Original,
 }
 
 impl ControlFile {
     /// Decodes and validates a control file: at least `sizeof(ControlFileData)` bytes (PostgreSQL
-    /// writes 8192), version numbers of a supported major, a matching CRC-32C, the float format
-    /// check value and a known cluster state.
+    /// and openGauss write 8192), version numbers of a supported flavor (which pick the
+    /// layout), a matching CRC-32C, the float format check value and a known cluster state.
     pub fn decode(bytes: &[u8]) -> Result<ControlFile, ControlError> {
+        let versions = Reader::new(bytes)
+            .u32(off::CONTROL_VERSION)
+            .and_then(|v| Ok((v, Reader::new(bytes).u32(off::CATALOG_VERSION)?)));
+        let flavor = versions.ok().and_then(|(v, c)| Flavor::from_control(v, c));
+        if let Some(f) = flavor.filter(|f| f.formats().control == ControlLayout::OpenGauss) {
+            return opengauss::decode(bytes, f);
+        }
         let min = Layout::min_size();
         if bytes.len() < min {
             return Err(ControlError::Truncated {
@@ -218,9 +247,8 @@ impl ControlFile {
         let r = Reader::new(bytes);
         let control_version = r.u32(off::CONTROL_VERSION)?;
         let catalog_version = r.u32(off::CATALOG_VERSION)?;
-        // openGauss's control file has its own layout and decoder.
         let flavor = Flavor::from_control(control_version, catalog_version)
-            .filter(|f| f.product() == crate::flavor::Product::PostgreSql)
+            .filter(|f| f.formats().control == ControlLayout::PostgreSql)
             .ok_or(ControlError::UnsupportedVersion {
                 control_version,
                 catalog_version,
@@ -290,6 +318,11 @@ impl ControlFile {
             default_char_signedness: char_signedness,
             mock_authentication_nonce: r.array(layout.nonce)?,
             crc: r.u32(layout.crc)?,
+            prev_checkpoint: None,
+            startup_timeline: None,
+            enable_int_times: None,
+            float4_by_val: None,
+            bootstrap_segment: None,
             original: Original::default(),
         })
     }
@@ -298,6 +331,9 @@ impl ControlFile {
     /// struct, CRC recomputed. Padding inside the struct is copied from the decoded file, so an
     /// unmodified file encodes to exactly the bytes it was decoded from.
     pub fn encode(&self) -> Vec<u8> {
+        if self.flavor.formats().control == ControlLayout::OpenGauss {
+            return opengauss::encode(self);
+        }
         let layout = Layout::of(self.flavor);
         let mut buf = vec![0u8; PG_CONTROL_FILE_SIZE];
         let keep = self.original.0.len().min(layout.size);
@@ -349,6 +385,29 @@ impl ControlFile {
             w.bool(at, self.default_char_signedness.unwrap_or(false));
         }
         w.bytes(layout.nonce, &self.mock_authentication_nonce);
+    }
+
+    /// The image of `global/pg_control.backup` for a flavor whose server keeps one (openGauss):
+    /// the first [`BACKUP_FILE_SIZE`] bytes of [`ControlFile::encode`], so it holds the same
+    /// values with a valid CRC. `None` for PostgreSQL.
+    pub fn backup_image(&self) -> Option<Vec<u8>> {
+        if self.flavor.formats().control != ControlLayout::OpenGauss {
+            return None;
+        }
+        let mut image = self.encode();
+        image.truncate(BACKUP_FILE_SIZE);
+        Some(image)
+    }
+
+    /// The PostgreSQL fields the file's layout does not store (their values here mean the
+    /// same as what the layout has: `min_recovery_point_tli` is the checkpoint's timeline,
+    /// `data_checksum_version` 0, the settings false or 0), by their C names. Empty for
+    /// PostgreSQL.
+    pub fn missing_fields(&self) -> &'static [&'static str] {
+        match self.flavor.formats().control {
+            ControlLayout::PostgreSql => &[],
+            ControlLayout::OpenGauss => opengauss::MISSING_FIELDS,
+        }
     }
 
     /// Name of the WAL segment file holding the latest checkpoint's REDO point, on the

@@ -26,7 +26,7 @@ fn seal(buf: &mut [u8], flavor: Flavor) {
 }
 
 /// A file with a distinct value in every field and 0xA5 in every padding byte of the struct.
-fn synthetic(flavor: Flavor) -> Vec<u8> {
+pub(super) fn synthetic(flavor: Flavor) -> Vec<u8> {
     let (_, control, catalog) = CATVERSION[flavor as usize];
     let mut b = vec![0u8; 8192];
     b[..296].fill(0xA5);
@@ -96,19 +96,19 @@ fn assert_checkpoint(cp: &CheckPoint, flavor: Flavor) {
     assert_eq!(cp.wal_level, level);
     assert_eq!(cp.next_xid.to_string(), "3:753");
     let xids = [
-        cp.next_oid,
+        cp.next_oid.into(),
         cp.next_multi,
         cp.next_multi_offset,
         cp.oldest_xid,
-        cp.oldest_xid_db,
-        cp.oldest_multi,
-        cp.oldest_multi_db,
+        cp.oldest_xid_db.into(),
+        cp.oldest_multi.into(),
+        cp.oldest_multi_db.into(),
     ];
     assert_eq!(xids, [100, 101, 102, 103, 104, 105, 106]);
     assert_eq!(cp.time, 1_700_000_002);
     let ts = [
-        cp.oldest_commit_ts_xid,
-        cp.newest_commit_ts_xid,
+        cp.oldest_commit_ts_xid.into(),
+        cp.newest_commit_ts_xid.into(),
         cp.oldest_active_xid,
     ];
     assert_eq!(ts, [201, 202, 203]);

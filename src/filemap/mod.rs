@@ -96,8 +96,8 @@ pub const GSBUILD_FILES: &[&str] = &[
     "global/pg_control.gsbuild-tmp",
 ];
 
-/// True when `path` must never be copied from the source (and is removed from the target),
-/// by the product's exclusion list ([`ProductTable`]).
+/// True when `path` must never be copied from the source (and is removed from the target when
+/// the product says so, [`ProductTable::remove_excluded`]), by the product's exclusion list.
 pub fn is_excluded(path: &str, table: &ProductTable) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     if name.starts_with(table.excluded_prefix) || table.excluded_files.contains(&path) {
@@ -135,7 +135,7 @@ pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileM
         return Ok(Action::None);
     }
     if is_excluded(path, table) {
-        return Ok(if entry.target.is_some() {
+        return Ok(if entry.target.is_some() && table.remove_excluded {
             Action::Remove
         } else {
             Action::None

@@ -7,11 +7,14 @@
 //! Used by every phase: the control file and WAL decoders (formats), the file map (names and
 //! exclusions), the sources (queries and commands) and the finish (marker files).
 
-pub use product::{Product, ProductTable};
-
+mod formats;
+mod name;
 mod product;
+
+pub use formats::{ControlLayout, Formats, RecordFormat, RelationFiles};
+use name::FlavorName;
+pub use product::{Product, ProductTable, SourceProtocol};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A supported database: product and major version. Not ordered: what differs between two
 /// flavors is a capability of each, never "newer than". Serialised as the major's number for
@@ -113,6 +116,8 @@ struct Row {
     /// A side's timeline is the max of its checkpoint TLI and `minRecoveryPointTLI` when the
     /// divergence is found (pg_rewind 16+; older ones used the checkpoint TLI only).
     min_recovery_tli_rule: bool,
+    /// The layouts of its control file, WAL pages and WAL records.
+    formats: Formats,
 }
 
 /// The table, in the enum's declaration order.
@@ -132,6 +137,7 @@ const ROWS: [Row; 6] = [
         checkpoint_wal_level: false,
         control_char_signedness: false,
         min_recovery_tli_rule: false,
+        formats: formats::POSTGRESQL,
     },
     Row {
         flavor: Flavor::Pg15,
@@ -147,6 +153,7 @@ const ROWS: [Row; 6] = [
         checkpoint_wal_level: false,
         control_char_signedness: false,
         min_recovery_tli_rule: false,
+        formats: formats::POSTGRESQL,
     },
     Row {
         flavor: Flavor::Pg16,
@@ -162,6 +169,7 @@ const ROWS: [Row; 6] = [
         checkpoint_wal_level: false,
         control_char_signedness: false,
         min_recovery_tli_rule: true,
+        formats: formats::POSTGRESQL,
     },
     Row {
         flavor: Flavor::Pg17,
@@ -177,6 +185,7 @@ const ROWS: [Row; 6] = [
         checkpoint_wal_level: true,
         control_char_signedness: false,
         min_recovery_tli_rule: true,
+        formats: formats::POSTGRESQL,
     },
     Row {
         flavor: Flavor::Pg18,
@@ -192,6 +201,7 @@ const ROWS: [Row; 6] = [
         checkpoint_wal_level: true,
         control_char_signedness: true,
         min_recovery_tli_rule: true,
+        formats: formats::POSTGRESQL,
     },
     Row {
         flavor: Flavor::OpenGauss,
@@ -210,6 +220,7 @@ const ROWS: [Row; 6] = [
         checkpoint_wal_level: false,
         control_char_signedness: false,
         min_recovery_tli_rule: false,
+        formats: formats::OPENGAUSS,
     },
 ];
 
@@ -333,6 +344,12 @@ impl Flavor {
         self.row().min_recovery_tli_rule
     }
 
+    /// The layouts of the flavor's control file, WAL pages and WAL records; each decoder has
+    /// one implementation per layout and picks it here.
+    pub fn formats(self) -> &'static Formats {
+        &self.row().formats
+    }
+
     /// The WAL directory inside the data directory.
     pub fn wal_dir(self) -> &'static str {
         self.table().wal_dir
@@ -363,110 +380,5 @@ impl Flavor {
     }
 }
 
-/// How a flavor is written in plans and journals: the PostgreSQL major's number, or a name.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum FlavorName {
-    Number(u32),
-    Name(String),
-}
-
-impl From<Flavor> for FlavorName {
-    fn from(f: Flavor) -> FlavorName {
-        match f.product() {
-            Product::PostgreSql => FlavorName::Number(f.number()),
-            Product::OpenGauss => FlavorName::Name("opengauss".into()),
-        }
-    }
-}
-
-impl TryFrom<FlavorName> for Flavor {
-    type Error = String;
-
-    fn try_from(n: FlavorName) -> Result<Flavor, String> {
-        match n {
-            FlavorName::Number(n) => Flavor::from_number(n)
-                .ok_or_else(|| format!("PostgreSQL {n} is not a supported major (14–18)")),
-            FlavorName::Name(s) if s == "opengauss" => Ok(Flavor::OpenGauss),
-            FlavorName::Name(s) => Err(format!("\"{s}\" is not a supported database")),
-        }
-    }
-}
-
-impl fmt::Display for Flavor {
-    /// The major's number, as PostgreSQL's own messages name it ("PostgreSQL 15"); openGauss
-    /// by name.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.product() {
-            Product::PostgreSql => write!(f, "{}", self.number()),
-            Product::OpenGauss => write!(f, "openGauss"),
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_is_in_enum_order() {
-        for (i, m) in Flavor::ALL.iter().enumerate() {
-            assert_eq!(ROWS[i].flavor, *m);
-            let by_number = (m.product() == Product::PostgreSql).then_some(*m);
-            assert_eq!(Flavor::from_number(m.number()), by_number);
-            assert_eq!(Flavor::from_wal_page_magic(m.wal_page_magic()), Some(*m));
-        }
-    }
-
-    #[test]
-    fn serialises_as_the_number() {
-        assert_eq!(
-            serde_json::to_string(&Flavor::OpenGauss).unwrap(),
-            "\"opengauss\""
-        );
-        assert_eq!(
-            serde_json::from_str::<Flavor>("\"opengauss\"").unwrap(),
-            Flavor::OpenGauss
-        );
-        assert_eq!(serde_json::to_string(&Flavor::Pg15).unwrap(), "15");
-        assert_eq!(serde_json::from_str::<Flavor>("18").unwrap(), Flavor::Pg18);
-        assert!(serde_json::from_str::<Flavor>("13").is_err());
-    }
-
-    #[test]
-    fn control_versions() {
-        // catalog versions of real releases: 14.x, 15.x, 16.x, 17.x, 18.x
-        assert_eq!(Flavor::from_control(1300, 202107181), Some(Flavor::Pg14));
-        assert_eq!(Flavor::from_control(1300, 202209061), Some(Flavor::Pg15));
-        assert_eq!(Flavor::from_control(1300, 202307071), Some(Flavor::Pg16));
-        assert_eq!(Flavor::from_control(1700, 202406281), Some(Flavor::Pg17));
-        assert_eq!(Flavor::from_control(1800, 202506291), Some(Flavor::Pg18));
-        assert_eq!(Flavor::from_control(1700, 202107181), None);
-        assert_eq!(Flavor::from_control(1201, 201909212), None);
-        assert_eq!(Flavor::from_control(1300, 202007201), None);
-        assert_eq!(
-            Flavor::from_control(923, 201611171),
-            Some(Flavor::OpenGauss)
-        );
-    }
-
-    #[test]
-    fn names_in_the_wal_directory() {
-        let f = Flavor::Pg16;
-        assert_eq!(f.wal_path("00000002.history"), "pg_wal/00000002.history");
-        assert_eq!(
-            f.wal_file_name("pg_wal/0000000100000000000000A1"),
-            Some("0000000100000000000000A1")
-        );
-        assert_eq!(f.wal_file_name("pg_walx/1"), None);
-        assert_eq!(f.tablespace_version_dir(202307071, "n"), "PG_16_202307071");
-        assert_eq!(
-            Flavor::OpenGauss.tablespace_version_dir(201611171, "dn_6001"),
-            "PG_9.2_201611171_dn_6001"
-        );
-        assert_eq!(
-            Flavor::OpenGauss.wal_path("000000010000000000000004"),
-            "pg_xlog/000000010000000000000004"
-        );
-    }
-}
+mod tests;

@@ -14,8 +14,20 @@ pub enum Product {
     OpenGauss,
 }
 
+/// How a rebuild reaches a running source of the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceProtocol {
+    /// libpq's protocol, at the connection string (or `primary_conninfo`) given.
+    Libpq,
+    /// openGauss's HA port, at the target's `replconninfoN` channels (or the host and port of
+    /// the connection string given).
+    HaChannels,
+}
+
 /// What a product names and queries the same way in all its majors.
 pub struct ProductTable {
+    /// How a running source is reached.
+    pub source_protocol: SourceProtocol,
     /// The product's name for people.
     pub name: &'static str,
     /// The WAL directory inside the data directory.
@@ -35,6 +47,10 @@ pub struct ProductTable {
     pub excluded_substrings: &'static [&'static str],
     /// File name prefix of excluded files (`pg_internal.init`, `pg_internal.init.1234`).
     pub excluded_prefix: &'static str,
+    /// Whether the target's excluded paths are removed (pg_rewind) or left as they are
+    /// (gs_rewind ignores them on both sides: the node keeps its postgresql.conf, state file,
+    /// build marker and double-write files).
+    pub remove_excluded: bool,
     /// Directory name prefix of temporary files, excluded at any depth.
     pub temp_prefix: &'static str,
     /// Configuration files a rebuild may keep from the target.
@@ -104,9 +120,17 @@ pub struct ProductTable {
     pub full_page_settings: &'static [&'static str],
     /// The file holding the node's term (openGauss fences failovers with it).
     pub term_file: Option<&'static str>,
+    /// Whether the product's own rebuild tool's milestones are said at info level too, in its
+    /// words (gs_rewind's `find common checkpoint`, `rewinding from checkpoint redo point`,
+    /// `need to copy`), for the scripts and people used to them.
+    pub tool_log_lines: bool,
+    /// Whether a fresh rebuild refuses a target holding a `backup_label` (gs_rewind's check:
+    /// the node has not recovered from its last build or backup yet).
+    pub refuses_backup_label: bool,
 }
 
 const POSTGRESQL: ProductTable = ProductTable {
+    source_protocol: SourceProtocol::Libpq,
     name: "PostgreSQL",
     wal_dir: "pg_wal",
     control_file: "global/pg_control",
@@ -131,6 +155,7 @@ const POSTGRESQL: ProductTable = ProductTable {
     ],
     excluded_substrings: &[],
     excluded_prefix: "pg_internal.init",
+    remove_excluded: true,
     temp_prefix: "pgsql_tmp",
     config_files: &[
         "postgresql.conf",
@@ -184,22 +209,22 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
     requires_hint_logging: true,
     full_page_settings: &["full_page_writes"],
     term_file: None,
+    tool_log_lines: false,
+    refuses_backup_label: false,
 };
 
 const OPENGAUSS: ProductTable = ProductTable {
+    source_protocol: SourceProtocol::HaChannels,
     name: "openGauss",
     wal_dir: "pg_xlog",
     control_file: "global/pg_control",
     record_header_len: 32,
-    excluded_dir_contents: &[
-        "pg_stat_tmp",
-        "pg_notify",
-        "pg_serial",
-        "pg_snapshots",
-    ],
-    excluded_files: &["backup_label", "tablespace_map", "gsbuild.pid"],
-    // gs_rewind's list: what a node keeps of its own, and what a build writes.
+    excluded_dir_contents: &["pg_stat_tmp", "pg_notify", "pg_serial", "pg_snapshots"],
+    excluded_files: &["tablespace_map", "gsbuild.pid"],
+    // gs_rewind's list: what a node keeps of its own, and what a build writes (by substring:
+    // `backup_label` covers `backup_label.old` and `full_backup_label`).
     excluded_substrings: &[
+        "backup_label",
         "postmaster.pid",
         "postmaster.opts",
         "postgresql.conf",
@@ -228,14 +253,20 @@ const OPENGAUSS: ProductTable = ProductTable {
         "rewind_lable",
     ],
     excluded_prefix: "pg_internal.init",
+    remove_excluded: false,
     temp_prefix: "pgsql_tmp",
     config_files: &["pg_hba.conf", "pg_ident.conf"],
-    session_setup: "SET xc_maintenance_mode to on; SET session_timeout = 0; SET statement_timeout = 0",
+    session_setup:
+        "SET xc_maintenance_mode to on; SET session_timeout = 0; SET statement_timeout = 0",
     list_files: "\
 SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_target
   FROM (SELECT * FROM pg_stat_file_recursive('.')) AS files
   LEFT OUTER JOIN pg_tablespace ON files.path ~ '^pg_tblspc/' AND oid::text = files.filename",
-    fetch_ranges: "SELECT path, begin, pg_read_binary_file(path, begin, len, true) FROM (VALUES {}) AS x(path, begin, len)",
+    // Set-returning functions in the select list advance together (openGauss has no
+    // multi-argument unnest): one row per range, in order.
+    fetch_ranges: "SELECT path, begin, pg_read_binary_file(path, begin, len, true) \
+         FROM (SELECT unnest($1::text[]) AS path, unnest($2::int8[]) AS begin, \
+         unnest($3::int8[]) AS len) AS x",
     read_file_range: "SELECT pg_read_binary_file($1, $2, $3, true)",
     read_file: "SELECT pg_read_binary_file($1)",
     setting: "SELECT setting FROM pg_catalog.pg_settings WHERE name = $1",
@@ -260,6 +291,8 @@ SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_targ
     // checkpoint too.
     full_page_settings: &["full_page_writes", "enable_incremental_checkpoint"],
     term_file: Some("term_file"),
+    tool_log_lines: true,
+    refuses_backup_label: true,
 };
 
 impl Product {

@@ -1,5 +1,6 @@
 //! `gsbuild inspect wal`: WAL records printed one per line, in `pg_waldump`'s layout so tests
-//! can compare the two line by line.
+//! can compare the two line by line (openGauss's WAL in its `pg_xlogdump`'s, see
+//! [`super::xlogdump`]).
 //!
 //! PATH is a segment file (only that segment is read) or a directory of segment files (then
 //! consecutive segments of one timeline are read: the timeline of the first file in name
@@ -27,6 +28,7 @@
 //!
 //! No phase: a tool for people and tests.
 
+use crate::flavor::RecordFormat;
 use crate::lsn::{Lsn, TimeLineId, XLogSegNo};
 use crate::relpath::BLCKSZ;
 use crate::xlog::page::{PageHeader, LONG_HEADER_LEN};
@@ -191,6 +193,10 @@ fn dump<S: SegmentSource>(
         let rec = rec?;
         if args.end.is_some_and(|end| rec.data_end > end) {
             return Ok(());
+        }
+        if rec.flavor.formats().record == RecordFormat::OpenGauss {
+            writeln!(out, "{}", super::xlogdump::record_line(&rec, args.blocks)).map_err(io)?;
+            continue;
         }
         writeln!(out, "{}", record_line(&rec)).map_err(io)?;
         if args.blocks {

@@ -166,10 +166,15 @@ fn check_may_stop(opts: &Options, how: &Repair, rep: &mut dyn Reporter) -> Resul
     )))
 }
 
-/// The target's term, from its term file (openGauss).
+/// The target's term, from its term file (openGauss; a node that never took part in a
+/// failover has none, and its term is 0).
 fn target_term(target: &TargetCluster) -> Option<u64> {
     let file = target.flavor().table().term_file?;
-    let bytes = std::fs::read(target.path().join(file)).ok()?;
+    let bytes = match std::fs::read(target.path().join(file)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(0),
+        Err(_) => return None,
+    };
     let b: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
     Some(u64::from(u32::from_le_bytes(b)))
 }

@@ -411,8 +411,12 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
     } = input;
     let mut totals = Totals::default();
     crate::datadir::check_source_listing(&source)?;
-    for (_, kind) in &source {
-        totals.source_bytes += kind.size();
+    // A product that ignores excluded paths altogether (openGauss) does not count them either.
+    let table = policy.flavor.table();
+    for (path, kind) in &source {
+        if table.remove_excluded || !filemap::is_excluded(path, table) {
+            totals.source_bytes += kind.size();
+        }
     }
     // Stable sorts, so that of a path listed twice the last listing is the one kept.
     source.sort_by(|a, b| a.0.cmp(&b.0));

@@ -1,6 +1,7 @@
-//! The byte stream under the replication client (TCP, unix socket, or TLS over TCP after an
-//! `SSLRequest`) and the framing of protocol messages on it, every read and write bounded by a
-//! timeout so that an unresponsive server produces an error naming it instead of a hang.
+//! The byte stream under the replication client and the openGauss client ([`crate::ogwire`])
+//! (TCP, unix socket, or TLS over TCP after an `SSLRequest`) and the framing of protocol
+//! messages on it, every read and write bounded by a timeout so that an unresponsive server
+//! produces an error naming it instead of a hang.
 
 use crate::conninfo::{Host, SslMode, Target};
 use crate::{Error, Result};
@@ -19,7 +20,7 @@ use tokio::net::{TcpStream, UnixStream};
 const MAX_MESSAGE: usize = 64 << 20;
 
 /// A connected socket, possibly encrypted.
-pub(super) enum Transport {
+pub(crate) enum Transport {
     Tcp(TcpStream),
     Unix(UnixStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
@@ -62,7 +63,7 @@ impl AsyncWrite for Transport {
 }
 
 /// One message from the server: its type byte and body (without the length word).
-pub(super) struct Frame {
+pub(crate) struct Frame {
     pub tag: u8,
     pub body: Bytes,
     whole: Bytes,
@@ -78,7 +79,7 @@ impl Frame {
 }
 
 /// A framed protocol connection to one server.
-pub(super) struct Conn {
+pub(crate) struct Conn {
     io: Transport,
     rbuf: BytesMut,
     /// Messages queued by the caller; [`Conn::flush`] sends them.
@@ -106,6 +107,48 @@ impl Conn {
             self.io.flush().await
         };
         match tokio::time::timeout(self.io_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.error(format!("could not send data to server: {e}"))),
+            Err(_) => Err(self.timeout(self.io_timeout, "sending data to it")),
+        }
+    }
+
+    /// Sends what is queued in `wbuf` while keeping the read side moving: what the server
+    /// sends meanwhile (the rows of an earlier query of a pipeline) is read into the buffer for
+    /// later [`Conn::recv`] calls, so that neither side can block the other with full socket
+    /// buffers. Bounded by the I/O timeout.
+    pub async fn flush_while_reading(&mut self) -> Result<()> {
+        let data = self.wbuf.split().freeze();
+        let Conn { io, rbuf, .. } = self;
+        let mut off = 0;
+        let mut eof = false;
+        let work = std::future::poll_fn(|cx| loop {
+            while off < data.len() {
+                match Pin::new(&mut *io).poll_write(cx, &data[off..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => off += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => break,
+                }
+            }
+            if off >= data.len() {
+                return Pin::new(&mut *io).poll_flush(cx);
+            }
+            if eof {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            let mut tmp = [0u8; 16 * 1024];
+            let mut buf = ReadBuf::new(&mut tmp);
+            match Pin::new(&mut *io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    eof = buf.filled().is_empty();
+                    rbuf.extend_from_slice(buf.filled());
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        });
+        match tokio::time::timeout(self.io_timeout, work).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.error(format!("could not send data to server: {e}"))),
             Err(_) => Err(self.timeout(self.io_timeout, "sending data to it")),
@@ -179,8 +222,19 @@ impl Conn {
 /// Opens the socket to `target` and negotiates TLS per `sslmode` (never on unix sockets, as
 /// in libpq). `tls` is `None` for plaintext, else the client configuration to use; `required`
 /// says whether a server that declines TLS is an error or is used in plaintext.
-pub(super) async fn open(
+pub(crate) async fn open(
     target: &Target,
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, bool)>,
+    io_timeout: Duration,
+) -> Result<Conn> {
+    open_from(target, None, tls, io_timeout).await
+}
+
+/// [`open`], with the TCP socket bound to the local address `bind` first (port 0) when given:
+/// openGauss checks that a replication client comes from its `replconninfo`'s peer address.
+pub(crate) async fn open_from(
+    target: &Target,
+    bind: Option<std::net::IpAddr>,
     tls: Option<(std::sync::Arc<rustls::ClientConfig>, bool)>,
     io_timeout: Duration,
 ) -> Result<Conn> {
@@ -202,7 +256,7 @@ pub(super) async fn open(
             Transport::Unix(s)
         }
         Host::Tcp(name) => {
-            let tcp = connect_tcp(name, target).await.map_err(err)?;
+            let tcp = connect_tcp(name, target, bind).await.map_err(err)?;
             let _ = tcp.set_nodelay(true);
             match tls {
                 Some((config, required)) => {
@@ -229,7 +283,11 @@ pub(super) async fn open(
     })
 }
 
-async fn connect_tcp(name: &str, target: &Target) -> Result<TcpStream, String> {
+async fn connect_tcp(
+    name: &str,
+    target: &Target,
+    bind: Option<std::net::IpAddr>,
+) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = match target.hostaddr {
         Some(a) => vec![SocketAddr::new(a, target.port)],
         None => tokio::net::lookup_host((name, target.port))
@@ -244,7 +302,24 @@ async fn connect_tcp(name: &str, target: &Target) -> Result<TcpStream, String> {
     };
     let mut last = format!("could not translate host name \"{name}\" to address");
     for a in addrs {
-        match TcpStream::connect(a).await {
+        let attempt = match bind {
+            None => TcpStream::connect(a).await,
+            Some(local) => {
+                let socket = if a.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                };
+                match socket.and_then(|s| s.bind(SocketAddr::new(local, 0)).map(|()| s)) {
+                    Ok(s) => s.connect(a).await,
+                    Err(e) => {
+                        last = format!("could not bind to {local}: {e}");
+                        continue;
+                    }
+                }
+            }
+        };
+        match attempt {
             Ok(s) => return Ok(s),
             Err(e) => {
                 last = format!(
@@ -300,7 +375,7 @@ async fn negotiate_tls(
 }
 
 /// Whether `mode` asks for TLS on a first attempt, and whether it insists on it.
-pub(super) fn tls_policy(mode: SslMode) -> (bool, bool) {
+pub(crate) fn tls_policy(mode: SslMode) -> (bool, bool) {
     match mode {
         SslMode::Disable | SslMode::Allow => (false, false),
         SslMode::Prefer => (true, false),

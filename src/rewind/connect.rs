@@ -1,5 +1,7 @@
 //! Phase 2, the source: open it (a server by connection string or the target's own
-//! `primary_conninfo`, a stopped data directory, or the caller's own), read its control file,
+//! `primary_conninfo` — for a product reached over its HA port, openGauss, the host and port of
+//! the connection string or the target's `replconninfoN` channels — a stopped data directory,
+//! or the caller's own), read its control file,
 //! and check that the two clusters fit — same flavor, same system, checksums or
 //! `wal_log_hints` on the target, `full_page_writes` on the source, not the same directory.
 
@@ -8,8 +10,10 @@ use crate::cluster::TargetCluster;
 use crate::conninfo::ConnInfo;
 use crate::control::{ControlFile, DbState};
 use crate::error::{Error, Result};
+use crate::flavor::SourceProtocol;
 use crate::reporter::Reporter;
 use crate::source::local::LocalSource;
+use crate::source::opengauss::open::{self, OpenRequest};
 use crate::source::server::ServerSource;
 use crate::source::Source;
 use std::path::Path;
@@ -81,12 +85,14 @@ fn open_source(
     target: &mut TargetCluster,
     rep: &mut dyn Reporter,
 ) -> Result<(Box<dyn Source + Send>, Option<ConnInfo>)> {
+    let ha = target.flavor().table().source_protocol == SourceProtocol::HaChannels;
     let connstr = match &opts.source {
         SourceSpec::Local(dir) => {
             let mut local = LocalSource::new(dir);
             local.set_jobs(opts.jobs);
             return Ok((Box::new(local), None));
         }
+        _ if ha => return Ok((open_ha_source(opts, target, rep)?, None)),
         SourceSpec::Server(s) => s.clone(),
         SourceSpec::PrimaryConninfo => match target.setting("primary_conninfo")? {
             Some(s) => s,
@@ -105,6 +111,37 @@ fn open_source(
     Ok((Box::new(server), Some(info)))
 }
 
+/// A source reached over the HA port (openGauss): the target's first `replconninfoN` channel
+/// that answers as a source, or the server `--source-server` names. Channels passed over are
+/// reported with what they answered.
+fn open_ha_source(
+    opts: &Options,
+    target: &mut TargetCluster,
+    rep: &mut dyn Reporter,
+) -> Result<Box<dyn Source + Send>> {
+    let req = OpenRequest {
+        target: &opts.target,
+        env: &opts.env,
+        client: opts.client,
+        local_term: read_term(&opts.target, target.flavor().table().term_file)?
+            .and_then(|t| u32::try_from(t).ok()),
+        jobs: opts.jobs,
+    };
+    let source = match &opts.source {
+        SourceSpec::Server(connstr) => open::from_connstr(connstr, &req)?,
+        _ => open::from_channels(target.settings()?, &req)?,
+    };
+    for skipped in source.skipped() {
+        rep.info(&format!("channel skipped: {skipped}"));
+    }
+    let connected = format!("connected to server {}", source.channel());
+    match source.skipped().is_empty() {
+        true => rep.step(&connected),
+        false => rep.info(&connected),
+    }
+    Ok(Box::new(source))
+}
+
 fn check_compatible(
     opts: &Options,
     target: &ControlFile,
@@ -118,8 +155,8 @@ fn check_compatible(
         || target.catalog_version_no != source.catalog_version_no
     {
         return Err(Error::Incompatible(format!(
-            "clusters are not compatible: source is PostgreSQL {} (catalog version {}), target is PostgreSQL {} (catalog version {})",
-            source.flavor, source.catalog_version_no, target.flavor, target.catalog_version_no
+            "clusters are not compatible: source is {} (catalog version {}), target is {} (catalog version {})",
+            source.flavor.name(), source.catalog_version_no, target.flavor.name(), target.catalog_version_no
         )));
     }
     if target.system_identifier != source.system_identifier {
@@ -148,20 +185,28 @@ fn check_term(opts: &Options, src: &mut dyn Source, term_file: Option<&str>) -> 
         return Ok(());
     };
     let path = opts.target.join(file);
-    let target_term = match std::fs::read(&path) {
-        Ok(b) => b
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map(|b| u64::from(u32::from_le_bytes(b))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io("read file", &path, e)),
-    };
-    match target_term {
+    match read_term(&opts.target, Some(file))? {
         Some(t) if t > source_term => Err(Error::Incompatible(format!(
             "the target's term {t} (\"{}\") is newer than the source's term {source_term}: the source is not a newer primary of this cluster",
             path.display()
         ))),
         _ => Ok(()),
+    }
+}
+
+/// The target's term from its term file (`None`: no term file, or the product has none).
+fn read_term(target: &Path, term_file: Option<&str>) -> Result<Option<u64>> {
+    let Some(file) = term_file else {
+        return Ok(None);
+    };
+    let path = target.join(file);
+    match std::fs::read(&path) {
+        Ok(b) => Ok(b
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| u64::from(u32::from_le_bytes(b)))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read file", &path, e)),
     }
 }
 

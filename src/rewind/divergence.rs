@@ -168,7 +168,7 @@ impl Sides<'_, '_> {
     /// (cross-checked against the source's WAL).
     fn common_point(&mut self, rep: &mut dyn Reporter) -> Result<Option<Point>> {
         let Some((lsn, tli)) = find_divergence(self.source.history, self.target_history) else {
-            return self.same_timeline();
+            return self.same_timeline(rep);
         };
         if self.target_end <= lsn {
             return Ok(None);
@@ -241,7 +241,7 @@ impl Sides<'_, '_> {
     /// timeline only the target's WAL can show where the two sides part, so it is required.
     fn common_point_page_lsn(&mut self, rep: &mut dyn Reporter) -> Result<Option<Point>> {
         let Some((lsn, tli)) = find_divergence(self.source.history, self.target_history) else {
-            return self.same_timeline().map_err(|e| {
+            return self.same_timeline(rep).map_err(|e| {
                 Error::Incompatible(format!(
                     "source and target are on the same timeline, so only the target's WAL shows where they diverged, and it could not be used with --changed-blocks=page-lsn: {e}"
                 ))
@@ -278,7 +278,7 @@ impl Sides<'_, '_> {
     /// equal and no rewind is required. Otherwise the target's checkpoints are tried
     /// backwards until one the source has too, and records are compared forwards from it to
     /// find where they part.
-    fn same_timeline(&mut self) -> Result<Option<Point>> {
+    fn same_timeline(&mut self, rep: &mut dyn Reporter) -> Result<Option<Point>> {
         let (sh, th) = (self.source.history, self.target_history);
         if sh.first() != th.first() || self.source_tli() != self.target_tli() {
             return Err(Error::Incompatible(
@@ -302,8 +302,21 @@ impl Sides<'_, '_> {
         }
         let source = &mut self.source;
         let ckpt = walscan::walk_checkpoints_back(self.target_wal, from, |c| {
-            Ok((source.crc_at(c.lsn)? == Some(c.crc)).then(|| c.clone()))
+            let crc = source.crc_at(c.lsn)?;
+            // gs_rewind's words; 0 when the source has no such record.
+            rep.debug(&format!(
+                "request lsn is {} and its crc(source, target):[{}, {}]",
+                c.lsn,
+                crc.unwrap_or(0),
+                c.crc
+            ));
+            Ok((crc == Some(c.crc)).then(|| c.clone()))
         })?;
+        let found = format!("find common checkpoint {}", ckpt.lsn);
+        match self.target_control.flavor.table().tool_log_lines {
+            true => rep.info(&found),
+            false => rep.debug(&found),
+        }
         let lsn = self.first_difference(&ckpt)?;
         let tli = self.source_tli();
         let divergence = Divergence {

@@ -126,12 +126,12 @@ fn point_of_no_return(
         files_done: false,
         plan: prep.plan.clone(),
     };
-    journal::begin(target, &j)?;
-    // The product's own marker of a build in progress (openGauss's server refuses to start
-    // while it exists, and its tools read it).
+    // The product's own marker of a build in progress, first of all (openGauss's server
+    // refuses to start while it exists, and its tools read it).
     if let Some((started, _)) = prep.target.flavor().table().build_marker {
         target.replace_durably(started, b"")?;
     }
+    journal::begin(target, &j)?;
     Ok(j)
 }
 

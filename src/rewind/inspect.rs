@@ -25,6 +25,7 @@ pub(super) fn target(opts: &Options, rep: &mut dyn Reporter) -> Result<TargetClu
     }
     let target = TargetCluster::open(&opts.target, opts.config_file.as_deref())?;
     check_geometry(&target)?;
+    check_backup_label(&target)?;
     let state = target.control().state;
     if shut_down(state) {
         return Ok(target);
@@ -72,6 +73,20 @@ fn check_geometry(target: &TargetCluster) -> Result<()> {
                 target.path().join(target.flavor().table().control_file).display()
             )));
         }
+    }
+    Ok(())
+}
+
+/// A product that refuses a target still holding a `backup_label` (openGauss): the node has
+/// not yet recovered from its last build or backup, and its control file does not say where
+/// its WAL ends. (An interrupted gsbuild run is resumed before this phase.)
+fn check_backup_label(target: &TargetCluster) -> Result<()> {
+    let label = target.path().join("backup_label");
+    if target.flavor().table().refuses_backup_label && label.exists() {
+        return Err(Error::Incompatible(format!(
+            "the cluster needs to recover from the latest backup first: \"{}\" exists (start the node once so that its recovery ends, or build it in full)",
+            label.display()
+        )));
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 //! recovery of an uncleanly stopped target (phase 1), which `ensure_shutdown = false` refuses;
 //! [`execute`] runs phases 6–7; [`run`] does both.
 
+mod build_state;
 mod changed_blocks;
 mod connect;
 mod divergence;
@@ -113,6 +114,12 @@ fn phases(
         "rewinding from last common checkpoint at {} on timeline {}",
         common.checkpoint.lsn, common.checkpoint.checkpoint.this_timeline_id
     ));
+    if target.flavor().table().tool_log_lines {
+        rep.info(&format!(
+            "rewinding from checkpoint redo point at {} on timeline {}",
+            common.start.redo, common.start.tli
+        ));
+    }
     // 4. The blocks the target changed, from its WAL (with page LSNs: once the listings are
     // known).
     let from_wal = changed_blocks::scan_wal(&mut target, &common, found.restore, &opts, rep)?;
@@ -174,6 +181,15 @@ fn execute_phases(prep: &mut Prepared, rep: &mut dyn Reporter) -> Result<Outcome
     }
     let s = &prep.settings;
     let mut target = TargetDir::new(prep.target.path(), s.dry_run, s.sync)?;
+    // The product's state file says a build is under way, and how far it got.
+    let mut with_state;
+    let rep: &mut dyn Reporter = match prep.target.flavor().table().state_file {
+        Some(file) if !s.dry_run => {
+            with_state = build_state::StateReporter::start(prep.target.path().join(file), rep)?;
+            &mut with_state
+        }
+        _ => rep,
+    };
     // 6. Files, blocks and WAL.
     let t = execute::run(prep, &mut target, rep)?;
     // 7. The finish.

@@ -95,11 +95,15 @@ pub(super) fn build(
         totals,
         ..base
     };
-    rep.step(&format!(
+    let totals = format!(
         "need to copy {} (total source directory size is {})",
         crate::lsn::human_bytes(plan.totals.bytes_to_copy),
         crate::lsn::human_bytes(plan.totals.source_bytes)
-    ));
+    );
+    match target.flavor().table().tool_log_lines {
+        true => rep.info(&totals),
+        false => rep.step(&totals),
+    }
     Ok(plan)
 }
 

@@ -7,6 +7,7 @@
 pub mod batch;
 mod concurrent;
 pub mod local;
+pub mod opengauss;
 pub mod server;
 mod session;
 pub mod sqlwal;

@@ -1,5 +1,6 @@
-//! The write-ahead log of PostgreSQL 14–18: page headers ([`page`]), record and block-reference
-//! decoding ([`record`]), resource manager names ([`rmgr`]), the incremental record reader that
+//! The write-ahead log of PostgreSQL 14–18 and openGauss: page headers ([`page`]), record and
+//! block-reference decoding ([`record`]; openGauss's layout in [`ogrecord`]), resource manager
+//! names ([`rmgr`]), the incremental record reader that
 //! assembles records from a byte stream ([`reader`]), random access over WAL segment files
 //! ([`segment`]), and reading the next segment ahead while one is decoded ([`readahead`]).
 //!
@@ -12,6 +13,7 @@
 //! tells the end of valid WAL (a zero length, a recycled page, a torn record at the tail) from
 //! a corrupt record in the middle of valid WAL.
 
+pub mod ogrecord;
 pub mod page;
 pub mod readahead;
 pub mod reader;
@@ -20,10 +22,15 @@ pub mod rmgr;
 pub mod segment;
 
 #[cfg(test)]
+mod og_tests;
+#[cfg(test)]
+pub(crate) mod og_testwal;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod testwal;
 
+pub use ogrecord::{OgBlock, SegLocation};
 pub use page::{PageHeader, XLOG_BLCKSZ};
 pub use reader::{EndOfWal, WalStreamReader};
 pub use record::{BlockImage, BlockRef, Compression, Record};
@@ -151,6 +158,10 @@ pub enum WalError {
     /// No valid record starts at the position (end of WAL there).
     #[error("no valid record (end of WAL)")]
     NoRecord,
+    /// A record whose CRC matched does not decode in its flavor's format: written by a server
+    /// whose format this decoder does not know. Never taken for the end of WAL.
+    #[error("record format not understood: {0}")]
+    NotUnderstood(String),
 }
 
 /// Shorthand for an [`crate::Error::Wal`].

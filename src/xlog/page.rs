@@ -27,7 +27,6 @@ pub const XLP_BKP_REMOVABLE: u16 = 0x0004;
 /// `XLP_FIRST_IS_OVERWRITE_CONTRECORD`: the record that was continuing onto this page was
 /// aborted (lost at a crash) and an `XLOG_OVERWRITE_CONTRECORD` record starts here instead.
 pub const XLP_FIRST_IS_OVERWRITE_CONTRECORD: u16 = 0x0008;
-const XLP_ALL_FLAGS: u16 = 0x000F;
 
 /// A decoded page header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +44,9 @@ pub struct PageHeader {
     /// `xlp_rem_len`: bytes of a record continued from earlier pages that are still to come,
     /// counted from this page's payload.
     pub rem_len: u32,
+    /// openGauss's `xlp_total_len` (always 0 outside its shared-storage mode); `None` where
+    /// the bytes are alignment padding (PostgreSQL).
+    pub total_len: Option<u32>,
     /// The long header's fields, when `XLP_LONG_HEADER` is set.
     pub long: Option<LongHeader>,
 }
@@ -125,7 +127,8 @@ impl PageHeader {
         let tli = TimeLineId(c.u32().map_err(trunc)?);
         let pageaddr = Lsn(c.u64().map_err(trunc)?);
         let rem_len = c.u32().map_err(trunc)?;
-        c.skip(4).map_err(trunc)?;
+        let total_len = c.u32().map_err(trunc)?;
+        let total_len = flavor.formats().page_total_len.then_some(total_len);
         let long = if info & XLP_LONG_HEADER != 0 {
             Some(LongHeader {
                 sysid: c.u64().map_err(trunc)?,
@@ -142,6 +145,7 @@ impl PageHeader {
             tli,
             pageaddr,
             rem_len,
+            total_len,
             long,
         })
     }
@@ -180,7 +184,8 @@ impl PageHeader {
             return bad(WalError::BadPageAddr(self.pageaddr));
         }
         let at_seg_start = exp.pageaddr.segment_offset(exp.seg_size) == 0;
-        if self.info & !XLP_ALL_FLAGS != 0 || at_seg_start != self.long.is_some() {
+        let all_flags = self.flavor.formats().page_info_flags;
+        if self.info & !all_flags != 0 || at_seg_start != self.long.is_some() {
             return bad(WalError::BadInfoBits(self.info));
         }
         if let Some(l) = self.long {

@@ -440,10 +440,13 @@ impl WalStreamReader {
             return None;
         };
         let start = p.start;
-        let checked = RecordHeader::decode(&p.data).and_then(|h| {
-            let flavor = self.flavor.ok_or(WalError::BadRecordOffset)?;
-            h.check(start, self.prev, flavor).map(|()| h)
-        });
+        let checked = self
+            .flavor
+            .ok_or(WalError::BadRecordOffset)
+            .and_then(|flavor| {
+                let h = RecordHeader::decode(&p.data, flavor)?;
+                h.check(start, self.prev, flavor).map(|()| h)
+            });
         match checked {
             Ok(h) => {
                 p.header = Some(h);
@@ -463,11 +466,14 @@ impl WalStreamReader {
         let Some(flavor) = self.flavor else {
             return self.broken(start, WalError::BadRecordOffset);
         };
-        if record_crc(&p.data) != p.header.map(|h| h.crc) {
+        if record_crc(&p.data, flavor) != p.header.map(|h| h.crc) {
             return self.fail(start, WalError::BadCrc, lookahead);
         }
         let mut rec = match Record::decode(start, self.pos, Bytes::from(p.data), flavor) {
             Ok(r) => r,
+            // The record is what the server wrote (its CRC matched): not understanding it is
+            // never the end of WAL.
+            Err(kind @ WalError::NotUnderstood(_)) => return self.broken(start, kind),
             Err(kind) => return self.fail(start, kind, lookahead),
         };
         if let Some(aborted) = self.aborted.take() {

@@ -1,20 +1,20 @@
 //! WAL records (`XLogRecord`) and their block references, decoded and validated the way
 //! `xlogreader.c`'s `DecodeXLogRecord` does: block ids strictly increasing, `HAS_DATA` and data
 //! lengths consistent, image hole/compression fields consistent, every header byte accounted
-//! for. `bimg_info` bits are read per major from [`Flavor::bimg_flags`].
+//! for. `bimg_info` bits are read per major from [`Flavor::bimg_flags`]. openGauss's records
+//! (another header and block-reference layout) have their own decoder, `ogrecord`, picked by
+//! the flavor's [`RecordFormat`].
 
+use super::ogrecord::{self, OgBlock, OgBody, OgHeader};
 use super::rmgr;
 use super::WalError;
 use crate::cursor::Cursor;
-use crate::flavor::Flavor;
+use crate::flavor::{Flavor, RecordFormat};
 use crate::lsn::Lsn;
 use crate::relpath::{BlockNumber, ForkNumber, RelFileLocator, BLCKSZ};
 use bytes::Bytes;
 use std::borrow::Cow;
 
-/// Size of PostgreSQL's fixed record header (`SizeOfXLogRecord`); the reader asks the
-/// flavor ([`Flavor::record_header_len`]), this decoder's own layout is this one.
-const PG_RECORD_HEADER_LEN: u32 = 24;
 /// Largest `xl_tot_len` accepted (PostgreSQL's allocation limit, 1 GiB - 1).
 pub const MAX_RECORD_LEN: u32 = 0x3FFF_FFFF;
 /// Highest block id of a block reference (`XLR_MAX_BLOCK_ID`).
@@ -48,13 +48,13 @@ pub mod xlog_info {
     pub const OVERWRITE_CONTRECORD: u8 = 0xD0;
 }
 
-/// The fixed 24-byte record header.
+/// The fixed record header (24 bytes; openGauss's 32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
     /// `xl_tot_len`: the whole record in bytes, header included, page headers excluded.
     pub tot_len: u32,
-    /// `xl_xid`.
-    pub xid: u32,
+    /// `xl_xid` (32 bits in PostgreSQL, 64 in openGauss).
+    pub xid: u64,
     /// `xl_prev`: start of the previous record.
     pub prev: Lsn,
     /// `xl_info`.
@@ -63,15 +63,42 @@ pub struct RecordHeader {
     pub rmid: u8,
     /// `xl_crc`.
     pub crc: u32,
+    /// openGauss's `xl_term`: the failover term of the primary that wrote the record (its
+    /// high bit, `XLOG_CONTAIN_CSN`, says the record carries a CSN). `None` for PostgreSQL.
+    pub term: Option<u32>,
+    /// openGauss's `xl_bucket_id`: the bucket id + 1 (0 for ordinary records). `None` for
+    /// PostgreSQL.
+    pub bucket_id: Option<u16>,
 }
 
 impl RecordHeader {
-    /// Decodes the first 24 bytes of `bytes`.
-    pub fn decode(bytes: &[u8]) -> Result<RecordHeader, WalError> {
+    /// Decodes the header at the start of `bytes` in `flavor`'s layout.
+    pub fn decode(bytes: &[u8], flavor: Flavor) -> Result<RecordHeader, WalError> {
+        match flavor.formats().record {
+            RecordFormat::PostgreSql => Self::decode_pg(bytes),
+            RecordFormat::OpenGauss => ogrecord::decode_header(bytes).map(Self::from_og),
+        }
+    }
+
+    fn from_og(h: OgHeader) -> RecordHeader {
+        RecordHeader {
+            tot_len: h.tot_len,
+            xid: h.xid,
+            prev: h.prev,
+            info: h.info,
+            rmid: h.rmid,
+            crc: h.crc,
+            term: Some(h.term),
+            bucket_id: Some(h.bucket_id),
+        }
+    }
+
+    /// PostgreSQL's 24-byte header.
+    fn decode_pg(bytes: &[u8]) -> Result<RecordHeader, WalError> {
         let mut c = Cursor::new(bytes);
         let t = |_| WalError::BadLength;
         let tot_len = c.u32().map_err(t)?;
-        let xid = c.u32().map_err(t)?;
+        let xid = c.u32().map_err(t)?.into();
         let prev = Lsn(c.u64().map_err(t)?);
         let info = c.u8().map_err(t)?;
         let rmid = c.u8().map_err(t)?;
@@ -84,6 +111,8 @@ impl RecordHeader {
             info,
             rmid,
             crc,
+            term: None,
+            bucket_id: None,
         })
     }
 
@@ -113,11 +142,13 @@ impl RecordHeader {
     }
 }
 
-/// CRC-32C of a whole record as PostgreSQL computes it: the payload after the header, then the
-/// header up to (not including) `xl_crc`. `None` when `raw` is shorter than a header.
-pub fn record_crc(raw: &[u8]) -> Option<u32> {
-    let payload = raw.get(PG_RECORD_HEADER_LEN as usize..)?;
-    let head = raw.get(..20)?;
+/// CRC-32C of a whole record of `flavor` as its server computes it: the payload after the
+/// header, then the header up to (not including) `xl_crc`, its last field in both layouts.
+/// `None` when `raw` is shorter than a header.
+pub fn record_crc(raw: &[u8], flavor: Flavor) -> Option<u32> {
+    let header_len = flavor.record_header_len() as usize;
+    let payload = raw.get(header_len..)?;
+    let head = raw.get(..header_len.checked_sub(4)?)?;
     Some(crc32c::crc32c_append(crc32c::crc32c(payload), head))
 }
 
@@ -185,6 +216,9 @@ pub struct BlockRef {
     pub image: Option<BlockImage>,
     /// Per-block data (`BKPBLOCK_HAS_DATA` iff non-empty).
     pub data: Bytes,
+    /// What openGauss adds (bucket node and compression options, `extra_flag`, segment-page
+    /// physical location, the page's previous LSN); `None` for PostgreSQL.
+    pub og: Option<OgBlock>,
 }
 
 impl BlockRef {
@@ -215,8 +249,8 @@ pub struct Record {
     pub flavor: Flavor,
     /// Block references, in increasing block id order.
     pub blocks: Vec<BlockRef>,
-    /// Replication origin (block id 253).
-    pub origin: Option<u16>,
+    /// Replication origin (block id 253; 2 bytes in PostgreSQL, 4 in openGauss).
+    pub origin: Option<u32>,
     /// Top-level transaction id of a subtransaction's record (block id 252).
     pub toplevel_xid: Option<u32>,
     /// When this record replaced a record aborted at a crash (`XLOG_OVERWRITE_CONTRECORD`
@@ -229,12 +263,19 @@ impl Record {
     /// Decodes the complete record `raw` (header included, `xl_tot_len` bytes) that starts at
     /// `lsn`. The CRC is not checked here; the reader does that first.
     pub fn decode(lsn: Lsn, data_end: Lsn, raw: Bytes, flavor: Flavor) -> Result<Record, WalError> {
-        let header = RecordHeader::decode(&raw)?;
+        let header = RecordHeader::decode(&raw, flavor)?;
         if header.tot_len as usize != raw.len() {
             return Err(WalError::BadLength);
         }
-        let body = raw.slice(flavor.record_header_len() as usize..);
-        let parts = decode_body(&body, flavor)?;
+        let header_len = flavor.record_header_len() as usize;
+        if raw.len() < header_len {
+            return Err(WalError::BadLength);
+        }
+        let body = raw.slice(header_len..);
+        let parts = match flavor.formats().record {
+            RecordFormat::PostgreSql => decode_body(&body, flavor)?,
+            RecordFormat::OpenGauss => Body::from_og(ogrecord::decode_body(&body)?),
+        };
         Ok(Record {
             lsn,
             data_end,
@@ -260,8 +301,13 @@ impl Record {
     }
 
     /// `xl_xid`.
-    pub fn xid(&self) -> u32 {
+    pub fn xid(&self) -> u64 {
         self.header.xid
+    }
+
+    /// openGauss's `xl_term` without its `XLOG_CONTAIN_CSN` bit; `None` for PostgreSQL.
+    pub fn term(&self) -> Option<u32> {
+        self.header.term.map(|t| t & 0x7FFF_FFFF)
     }
 
     /// `xl_prev`.
@@ -289,9 +335,9 @@ impl Record {
         self.header.crc
     }
 
-    /// The resource manager's name as `pg_waldump` prints it.
+    /// The resource manager's name as `pg_waldump` (openGauss: `pg_xlogdump`) prints it.
     pub fn rmgr_name(&self) -> Cow<'static, str> {
-        rmgr::name(self.header.rmid)
+        rmgr::name(self.header.rmid, self.flavor)
     }
 
     /// The block reference with this id.
@@ -342,9 +388,45 @@ impl Record {
 /// What the body of a record holds, before the data is attached to the block references.
 struct Body {
     blocks: Vec<BlockRef>,
-    origin: Option<u16>,
+    origin: Option<u32>,
     toplevel_xid: Option<u32>,
     main_data: Bytes,
+}
+
+impl Body {
+    /// openGauss's decoded body as block references (its images: the page minus the hole,
+    /// never compressed, always applied).
+    fn from_og(b: OgBody) -> Body {
+        let blocks = b
+            .blocks
+            .into_iter()
+            .map(|r| BlockRef {
+                id: r.id,
+                fork_flags: r.fork_flags,
+                fork: r.fork,
+                rel: r.rel,
+                blk: r.blk,
+                will_init: r.fork_flags & BKPBLOCK_WILL_INIT != 0,
+                image: r.image.map(|i| BlockImage {
+                    length: i.stored_len() as u16,
+                    hole_offset: i.hole_offset,
+                    hole_length: i.hole_length,
+                    bimg_info: 0,
+                    apply: true,
+                    compression: Compression::None,
+                    bytes: i.bytes,
+                }),
+                data: r.data,
+                og: Some(r.og),
+            })
+            .collect();
+        Body {
+            blocks,
+            origin: b.origin,
+            toplevel_xid: None,
+            main_data: b.main_data,
+        }
+    }
 }
 
 /// Decodes everything after the fixed header: block headers, then the data they announce.
@@ -372,7 +454,7 @@ fn decode_body(body: &Bytes, flavor: Flavor) -> Result<Body, WalError> {
                 data_total += main_len;
                 break;
             }
-            BLOCK_ID_ORIGIN => origin = Some(c.u16().map_err(t)?),
+            BLOCK_ID_ORIGIN => origin = Some(c.u16().map_err(t)?.into()),
             BLOCK_ID_TOPLEVEL_XID => toplevel_xid = Some(c.u32().map_err(t)?),
             0..=XLR_MAX_BLOCK_ID => {
                 if max_id.is_some_and(|m| id <= m) {
@@ -453,6 +535,7 @@ fn decode_block_header(
         will_init: fork_flags & BKPBLOCK_WILL_INIT != 0,
         image,
         data: Bytes::new(),
+        og: None,
     };
     Ok((b, usize::from(data_len)))
 }

@@ -90,7 +90,7 @@ pub fn record_bytes(rmid: u8, info: u8, xid: u32, prev: u64, body: &[u8]) -> Vec
     r.extend([0, 0]);
     r.extend([0; 4]);
     r.extend(body);
-    let crc = super::record::record_crc(&r).unwrap();
+    let crc = super::record::record_crc(&r, crate::flavor::Flavor::Pg15).unwrap();
     r[20..24].copy_from_slice(&crc.to_le_bytes());
     r
 }

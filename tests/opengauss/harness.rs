@@ -23,3 +23,27 @@ fn diverged_old_primary_needs_repair() {
     assert_eq!(state.as_deref(), Some("Need repair"));
     old.stop();
 }
+
+/// For working on gsbuild by hand: a diverged pair, both stopped, copied to
+/// `$GSBUILD_OG_KEEP/{old,new}` (`cargo test --test opengauss keep -- --ignored`).
+#[test]
+#[ignore]
+fn keep_diverged_pair() {
+    let Some(og) = og_install() else { return };
+    let Ok(keep) = std::env::var("GSBUILD_OG_KEEP") else {
+        panic!("set GSBUILD_OG_KEEP to a directory")
+    };
+    let (old, mut new) = og_diverged_pair(&og, 20_000);
+    new.stop();
+    std::fs::create_dir_all(&keep).unwrap();
+    for (c, name) in [(&old, "old"), (&new, "new")] {
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(c.datadir())
+            .arg(format!("{keep}/{name}"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    chown_to_og(std::path::Path::new(&keep));
+}

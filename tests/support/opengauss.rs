@@ -31,6 +31,12 @@ impl OgInstall {
     /// A command running `program` (a tool name) as [`OG_USER`] with the installation's
     /// environment.
     pub fn command(&self, program: &str) -> Command {
+        self.command_of(&self.tool(program))
+    }
+
+    /// A command running the executable `program` as [`OG_USER`] with the installation's
+    /// environment (`gs_ctl` on its `PATH`).
+    pub fn command_of(&self, program: &Path) -> Command {
         let mut c = Command::new("runuser");
         c.args(["-u", OG_USER, "--", "env"])
             .arg(format!("GAUSSHOME={}", self.home.display()))
@@ -42,7 +48,7 @@ impl OgInstall {
                 "LD_LIBRARY_PATH={}",
                 self.home.join("lib").display()
             ))
-            .arg(self.tool(program));
+            .arg(program);
         c
     }
 }
@@ -174,6 +180,26 @@ impl OgCluster {
             ),
         );
         c
+    }
+
+    /// An identical copy of this stopped node's data directory (`cp -a`), as a node of the
+    /// same ports and name: only one of them may run at a time.
+    pub fn copy_stopped(&self, name: &str) -> OgCluster {
+        assert!(!self.running, "{} must be stopped to be copied", self.name);
+        let dir = og_dir(&format!("og-{name}"));
+        run_ok(
+            Command::new("cp")
+                .arg("-a")
+                .arg(self.datadir())
+                .arg(dir.path.join("data")),
+        );
+        OgCluster {
+            install: self.install.clone(),
+            dir,
+            port: self.port,
+            name: self.name.clone(),
+            running: false,
+        }
     }
 
     /// The data directory.
@@ -328,7 +354,8 @@ impl OgCluster {
         );
     }
 
-    /// A digest of every row of every user table (name, count, md5 of the ordered rows).
+    /// A digest of every row of every permanent user table (name, count, md5 of the ordered
+    /// rows; unlogged tables cannot be read on a standby).
     pub fn digest(&self) -> String {
         let tables = self.sql(
             "select schemaname || '.' || tablename from pg_tables \
@@ -337,6 +364,8 @@ impl OgCluster {
                 'sqladvisor', 'dbe_task', 'dbe_application', 'dbe_output', 'dbe_random', 'dbe_lob', \
                 'dbe_file', 'dbe_raw', 'dbe_utility', 'dbe_session', 'dbe_match', 'dbe_scheduler', \
                 'dbe_sql', 'pkg_service', 'pkg_util', 'cstore', 'pg_toast') \
+                and exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+                  where n.nspname = schemaname and c.relname = tablename and c.relpersistence = 'p') \
               order by 1",
         );
         tables
