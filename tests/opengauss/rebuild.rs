@@ -1,7 +1,8 @@
 //! `gsbuild -D` on a diverged openGauss old primary, on one diverged pair: identical copies of
 //! the stopped old primary (`cp -a`) are rebuilt side by side by `gs_ctl build -b incremental`
 //! and by gsbuild, one is interrupted after the point of no return and finished by a re-run,
-//! and bad sources are refused without touching the target; a copy running as a primary again
+//! and bad sources (dead channels, another system, PostgreSQL for openGauss and the reverse)
+//! are refused without touching the target; a copy running as a primary again
 //! is stopped and rebuilt; last, the old primary itself,
 //! running as a standby that needs repair, is rebuilt by `gsbuild -D` and streams again.
 
@@ -279,7 +280,32 @@ fn bad_sources(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     );
     same_tree(&before.datadir(), &none.datadir());
 
+    other_system(og, old);
     postgres_source(og, old);
+}
+
+/// A stopped openGauss node of another system (its own gs_initdb) as the source: exit 1,
+/// "different systems", the target untouched.
+fn other_system(og: &OgInstall, old: &OgCluster) {
+    let port = free_port_block();
+    let other = OgCluster::init(og, "other_system", port, port + 100);
+    let target = old.copy_stopped("other-system-target");
+    let before = old.copy_stopped("other-system-before");
+    let out = gsbuild(
+        og,
+        &[],
+        &[
+            "-D",
+            &path_str(&target),
+            "-q",
+            "--source-pgdata",
+            &path_str(&other),
+        ],
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("different systems"), "{said}");
+    same_tree(&before.datadir(), &target.datadir());
 }
 
 /// A PostgreSQL server, then a stopped PostgreSQL data directory, as the source: exit 1, the
@@ -334,6 +360,29 @@ fn postgres_source(og: &OgInstall, old: &OgCluster) {
         "{said}"
     );
     same_tree(&before.datadir(), &target.datadir());
+    // The reverse: the stopped openGauss node as the source of the PostgreSQL data directory.
+    let pg_before = crate::support::scenario::tree_digest(&pgc.datadir());
+    let out = Command::new(gsbuild_bin())
+        .args(["rewind", "-D"])
+        .arg(pgc.datadir())
+        .arg("--source-pgdata")
+        .arg(target.datadir())
+        .output()
+        .expect("run gsbuild");
+    let said = text(&out);
+    eprintln!("openGauss source for a PostgreSQL target: {said}");
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("clusters are not compatible")
+            && said.contains("openGauss")
+            && said.contains("PostgreSQL 15"),
+        "{said}"
+    );
+    crate::support::scenario::assert_same_tree(
+        &pg_before,
+        &crate::support::scenario::tree_digest(&pgc.datadir()),
+        "the PostgreSQL target was changed",
+    );
 }
 
 /// The seed's story: the old primary, started as a standby, needs repair; `gsbuild -D` on it
