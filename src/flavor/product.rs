@@ -127,6 +127,10 @@ pub struct ProductTable {
     /// Whether a fresh rebuild refuses a target holding a `backup_label` (gs_rewind's check:
     /// the node has not recovered from its last build or backup yet).
     pub refuses_backup_label: bool,
+    /// Whether a target that was not shut down cleanly can be taken through single-user crash
+    /// recovery (`postgres --single`, pg_rewind's way); without it such a target is refused
+    /// with what to do instead.
+    pub single_user_recovery: bool,
 }
 
 const POSTGRESQL: ProductTable = ProductTable {
@@ -211,6 +215,7 @@ SELECT path || filename, size, isdir, pg_tablespace_location(t.oid)
     term_file: None,
     tool_log_lines: false,
     refuses_backup_label: false,
+    single_user_recovery: true,
 };
 
 const OPENGAUSS: ProductTable = ProductTable {
@@ -293,6 +298,7 @@ SELECT path, size, isdir, pg_tablespace_location(pg_tablespace.oid) AS link_targ
     term_file: Some("term_file"),
     tool_log_lines: true,
     refuses_backup_label: true,
+    single_user_recovery: false,
 };
 
 impl Product {

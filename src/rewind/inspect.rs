@@ -36,6 +36,13 @@ pub(super) fn target(opts: &Options, rep: &mut dyn Reporter) -> Result<TargetClu
             state.as_str()
         )));
     }
+    if !target.flavor().table().single_user_recovery {
+        return Err(Error::Incompatible(format!(
+            "target server must be shut down cleanly (state \"{}\"): start it and stop it with {}, then run again",
+            state.as_str(),
+            target.flavor().table().server_ctl
+        )));
+    }
     if opts.dry_run {
         return Err(Error::Incompatible(format!(
             "target server must be shut down cleanly (state \"{}\"); a dry run does not run crash recovery, which writes to the target",

@@ -115,6 +115,7 @@ fn diverged_old_primary_rebuilt() {
     interrupted(&og, &old, &new);
     bad_sources(&og, &old, &new);
     running_primary(&og, &old, &new);
+    crashed_target(&og, &old);
     seed_story(&og, &mut old, &new);
 }
 
@@ -130,6 +131,37 @@ fn running_primary(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     c.wait_normal_standby();
     assert_eq!(c.digest(), new.digest());
     c.stop();
+}
+
+/// A node that crashed (kill -9 of its server) is refused with what to do, untouched:
+/// PostgreSQL's single-user crash recovery is not openGauss's.
+fn crashed_target(og: &OgInstall, old: &OgCluster) {
+    let mut c = old.copy_stopped("crashed");
+    c.start("primary");
+    let pid_file = std::fs::read_to_string(c.datadir().join("postmaster.pid")).expect("pid file");
+    let pid = pid_file
+        .lines()
+        .next()
+        .expect("pid line")
+        .trim()
+        .to_string();
+    run_ok(Command::new("kill").args(["-9", &pid]));
+    for _ in 0..100 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    c.set_running(false);
+    let before = c.copy_stopped("crashed-before");
+    let out = gsbuild(og, &[], &["-D", &path_str(&c), "-q"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("must be shut down cleanly") && said.contains("gs_ctl"),
+        "{said}"
+    );
+    same_tree(&before.datadir(), &c.datadir());
 }
 
 /// gs_ctl build -b incremental and gsbuild on identical copies: both converge; gsbuild copies
