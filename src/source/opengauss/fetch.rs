@@ -21,7 +21,7 @@ use crate::lsn::Lsn;
 use crate::ogwire::stream::OgWalStream;
 use crate::ogwire::OgConn;
 use crate::replication::{Streamed, WalChunk};
-use crate::source::{ChunkSink, FetchRange, TransferSink};
+use crate::source::{FetchRange, TransferSink};
 use crate::timeline::TimeLineHistoryEntry;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -365,26 +365,6 @@ pub fn handle(
         Delivery::FetchDone(_) => {}
     }
     Ok(())
-}
-
-/// A [`TransferSink`] for a fetch without WAL.
-pub struct NoWal<'a>(pub &'a mut dyn ChunkSink);
-
-impl ChunkSink for NoWal<'_> {
-    fn write(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<()> {
-        self.0.write(path, offset, data)
-    }
-    fn vanished(&mut self, path: &str) -> Result<()> {
-        self.0.vanished(path)
-    }
-}
-
-impl TransferSink for NoWal<'_> {
-    fn wal(&mut self, start: Lsn, _: &[u8], _: &[TimeLineHistoryEntry]) -> Result<()> {
-        Err(Error::Usage(format!(
-            "unexpected WAL at {start} in a fetch"
-        )))
-    }
 }
 
 #[cfg(test)]

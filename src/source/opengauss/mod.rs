@@ -15,6 +15,7 @@ pub mod channels;
 pub mod fetch;
 pub mod open;
 
+use super::concurrent::NoWal;
 use super::{ChunkSink, FetchRange, Source, SourceFile, TransferSink, WalEnd, WalSink};
 use crate::datadir::FileKind;
 use crate::error::{Error, Result};
@@ -24,7 +25,7 @@ use crate::ogwire::{Consistence, Endpoint, IdentifyVersion, Kind, Login, OgConn,
 use crate::replication::ClientOptions;
 use crate::timeline::TimeLineHistoryEntry;
 use channels::Channel;
-use fetch::{handle, next_delivery, Delivery, FetchForm, NoWal, Queue};
+use fetch::{handle, next_delivery, Delivery, FetchForm, Queue};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::runtime::Runtime;
