@@ -19,3 +19,5 @@ mod rich;
 mod small;
 #[path = "rebuild/standby_source.rs"]
 mod standby_source;
+#[path = "rebuild/twophase.rs"]
+mod twophase;

@@ -73,6 +73,12 @@ pub struct Policy {
     pub keep_config: bool,
     /// The clusters' flavor, whose exclusion list and file names apply.
     pub flavor: Flavor,
+    /// The next transaction id of the checkpoint recovery starts from. A `pg_twophase` state
+    /// file of a transaction at or beyond it is neither copied nor kept: its PREPARE record
+    /// comes after that checkpoint's redo point, so replay prepares it again, and recovery
+    /// would discard the file as "future" anyway (PostgreSQL 17 and 18 get that discarding
+    /// wrong and lose the prepared transaction). `None`: no such rule.
+    pub twophase_next_xid: Option<u64>,
 }
 
 impl Policy {
@@ -81,6 +87,7 @@ impl Policy {
         Policy {
             keep_config: false,
             flavor,
+            twophase_next_xid: None,
         }
     }
 }
@@ -122,6 +129,26 @@ pub fn wal_segment_name<'a>(path: &'a str, wal_dir: &str) -> Option<&'a str> {
     (name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit())).then_some(name)
 }
 
+/// Whether `path` is a two-phase state file (`pg_twophase/` and 8 hex digits, a 32-bit xid, or
+/// 16, a 64-bit one) of a transaction at or beyond `next_xid` (64 bits). A 32-bit name is
+/// compared as PostgreSQL compares xids, modulo 2^32.
+pub fn is_future_twophase(path: &str, next_xid: u64) -> bool {
+    let Some(name) = path.strip_prefix("pg_twophase/") else {
+        return false;
+    };
+    if !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    let Ok(xid) = u64::from_str_radix(name, 16) else {
+        return false;
+    };
+    match name.len() {
+        8 => (xid as u32).wrapping_sub(next_xid as u32) as i32 >= 0,
+        16 => xid >= next_xid,
+        _ => false,
+    }
+}
+
 /// Decides the action for one non-WAL-segment entry (pg_rewind's table; first match wins).
 pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileMapError> {
     let path = entry.path.as_str();
@@ -143,6 +170,14 @@ pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileM
     }
     if policy.keep_config && table.config_files.contains(&path) && entry.target.is_some() {
         return Ok(Action::None);
+    }
+    if let Some(next) = policy.twophase_next_xid {
+        if is_future_twophase(path, next) {
+            return Ok(match entry.target {
+                Some(FileKind::File { .. }) => Action::Remove,
+                _ => Action::None,
+            });
+        }
     }
     let (source, target) = match (&entry.source, &entry.target) {
         (None, None) => return Err(FileMapError::Neither(entry.path.clone())),
@@ -393,6 +428,42 @@ mod tests {
             decide_action(&entry("pg_hba.conf", None, file(1), false), &keep),
             Ok(Action::None)
         );
+    }
+
+    #[test]
+    fn future_twophase_files_are_left_to_replay() {
+        // PostgreSQL 17+ names: epoch and xid, 16 hex digits.
+        let next = (1 << 32) | 900;
+        assert!(is_future_twophase("pg_twophase/0000000100000384", next));
+        assert!(is_future_twophase("pg_twophase/0000000100000385", next));
+        assert!(!is_future_twophase("pg_twophase/0000000100000383", next));
+        assert!(!is_future_twophase("pg_twophase/00000000FFFFFFFF", next));
+        // Older names: 32-bit xids, compared modulo 2^32 (FFFFFFF0 precedes 0x384).
+        assert!(is_future_twophase("pg_twophase/00000384", next));
+        assert!(!is_future_twophase("pg_twophase/00000383", next));
+        assert!(!is_future_twophase("pg_twophase/FFFFFFF0", next));
+        assert!(is_future_twophase("pg_twophase/00000002", 0xFFFF_FFF0));
+        for odd in [
+            "pg_twophase/0384",
+            "pg_twophase/0000038g",
+            "base/00000384",
+            "pg_twophase/",
+        ] {
+            assert!(!is_future_twophase(odd, next), "{odd}");
+        }
+        let p = Policy {
+            twophase_next_xid: Some(next),
+            ..Policy::new(Flavor::Pg17)
+        };
+        let future = "pg_twophase/0000000100000390";
+        let both = entry(future, file(200), file(200), false);
+        assert_eq!(decide_action(&both, &p), Ok(Action::Remove));
+        let source_only = entry(future, file(200), None, false);
+        assert_eq!(decide_action(&source_only, &p), Ok(Action::None));
+        let past = entry("pg_twophase/0000000100000001", file(200), None, false);
+        assert_eq!(decide_action(&past, &p), Ok(Action::Copy));
+        let unruled = Policy::new(Flavor::Pg17);
+        assert_eq!(decide_action(&source_only, &unruled), Ok(Action::Copy));
     }
 
     #[test]

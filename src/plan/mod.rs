@@ -61,6 +61,10 @@ pub struct CommonCheckpoint {
     pub redo: Lsn,
     /// Its timeline.
     pub tli: TimeLineId,
+    /// The next transaction id the checkpoint records (64 bits: epoch and xid); `None` in a
+    /// journal written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_xid: Option<u64>,
 }
 
 /// One path and what happens to it.
@@ -145,6 +149,11 @@ pub struct RecoveryStart {
     pub tli: TimeLineId,
     /// Why recovery starts there.
     pub from: RecoveryStartFrom,
+    /// The next transaction id that checkpoint records: every transaction prepared from it on
+    /// is prepared again by replay ([`crate::filemap::Policy::twophase_next_xid`]). `None` in a
+    /// journal written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_xid: Option<u64>,
 }
 
 /// Which checkpoint recovery of the rebuilt target starts from.
@@ -163,18 +172,22 @@ pub enum RecoveryStartFrom {
 impl RecoveryStart {
     /// The start for a rebuild whose last common checkpoint is `common` and whose source's
     /// `pg_control`, read before any file is copied from it, names `source` (checkpoint
-    /// location and its redo point and timeline): the earlier of the two redo points. The
+    /// location, its redo point, timeline and next xid): the earlier of the two redo points. The
     /// source's files are copied after that read, so they are at least as new as its redo
     /// point; the target's files that are not copied are at least as new as the common redo
     /// point. Replay from the earlier one covers both.
-    pub fn earlier_of(common: &CommonCheckpoint, source: (Lsn, Lsn, TimeLineId)) -> RecoveryStart {
-        let (checkpoint, redo, tli) = source;
+    pub fn earlier_of(
+        common: &CommonCheckpoint,
+        source: (Lsn, Lsn, TimeLineId, u64),
+    ) -> RecoveryStart {
+        let (checkpoint, redo, tli, next_xid) = source;
         if redo < common.redo {
             RecoveryStart {
                 redo,
                 checkpoint,
                 tli,
                 from: RecoveryStartFrom::SourceRestartpoint,
+                next_xid: Some(next_xid),
             }
         } else {
             RecoveryStart {
@@ -182,6 +195,7 @@ impl RecoveryStart {
                 checkpoint: common.lsn,
                 tli: common.tli,
                 from: RecoveryStartFrom::CommonCheckpoint,
+                next_xid: common.next_xid,
             }
         }
     }

@@ -56,6 +56,7 @@ impl Common {
             lsn: self.checkpoint.lsn,
             redo: self.checkpoint.checkpoint.redo,
             tli: self.checkpoint.checkpoint.this_timeline_id,
+            next_xid: Some(self.checkpoint.checkpoint.next_xid.0),
         }
     }
 }
@@ -370,6 +371,7 @@ pub(super) fn recovery_start(
         lsn: ckpt.lsn,
         redo: ckpt.checkpoint.redo,
         tli: ckpt.checkpoint.this_timeline_id,
+        next_xid: Some(ckpt.checkpoint.next_xid.0),
     };
     recovery_start_from(&common, source_control, rep)
 }
@@ -383,7 +385,12 @@ pub(super) fn recovery_start_from(
     let c = &source_control.checkpoint_copy;
     let start = RecoveryStart::earlier_of(
         common,
-        (source_control.checkpoint, c.redo, c.this_timeline_id),
+        (
+            source_control.checkpoint,
+            c.redo,
+            c.this_timeline_id,
+            c.next_xid.0,
+        ),
     );
     if start.from == RecoveryStartFrom::SourceRestartpoint {
         rep.info(&format!(

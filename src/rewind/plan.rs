@@ -72,6 +72,7 @@ pub(super) fn build(
     let policy = Policy {
         keep_config: opts.keep_config,
         flavor: target.flavor(),
+        twophase_next_xid: common.start.next_xid,
     };
     let (files, totals) = crate::plan::build_files(FileMapInput {
         source: source_files,
