@@ -433,6 +433,28 @@ fn seed_story(og: &OgInstall, old: &mut OgCluster, new: &OgCluster) {
     let detail = old.ha_state("detail_information");
     eprintln!("old primary as standby: {state:?} / {detail:?}");
     assert_eq!(state.as_deref(), Some("Need repair"));
+    // "My standby says Need repair — what now?": the verdict, changing nothing (the node
+    // keeps running as it was).
+    let out = gsbuild(og, &[], &["-b", "check", "-D", &path_str(old)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let verdict = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        verdict.starts_with("needs incremental build: diverged at"),
+        "{verdict}"
+    );
+    let out = gsbuild(
+        og,
+        &[],
+        &["-b", "check", "--format", "json", "-D", &path_str(old)],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check JSON");
+    assert_eq!(doc["verdict"], "needs-incremental-build", "{doc}");
+    assert!(doc["bytes_to_copy"].as_u64().unwrap_or(0) > 0, "{doc}");
+    assert_eq!(old.ha_state("db_state").as_deref(), Some("Need repair"));
+    for file in ["backup_label", "gsbuild.journal"] {
+        assert!(!old.datadir().join(file).exists(), "check wrote {file}");
+    }
     let t = Instant::now();
     let out = gsbuild(og, &[], &["-D", &path_str(old)]);
     eprintln!("gsbuild -D on the running old primary: {:.1?}", t.elapsed());
@@ -441,5 +463,12 @@ fn seed_story(og: &OgInstall, old: &mut OgCluster, new: &OgCluster) {
     old.wait_normal_standby();
     assert_eq!(old.ha_state("local_role").as_deref(), Some("Standby"));
     assert_eq!(old.digest(), new.digest());
+    let out = gsbuild(og, &[], &["-b", "check", "-D", &path_str(old)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let verdict = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        verdict.starts_with("healthy: streaming from its primary"),
+        "{verdict}"
+    );
     old.stop();
 }
