@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 
 #[cfg(test)]
 mod og_tests;
+#[cfg(test)]
+mod tests;
 
 /// A checkpoint record found in the WAL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,6 +245,28 @@ pub fn last_checkpoint_before<S: SegmentSource>(
 /// numbers within that segment file.
 pub type ChangedBlocks = HashMap<String, BTreeSet<u32>>;
 
+/// What [`scan_blocks`] found.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Every main-fork block a record names.
+    pub changed: ChangedBlocks,
+    /// The blocks of `changed` whose first reference is in common history and rewrites the
+    /// whole page on replay ([`rewrites_page`]), before any record that makes replay read
+    /// other files wholesale (a database created by copying its template's directory): replay
+    /// from the scan's start point restores them before anything reads them, so the target's
+    /// copies never matter.
+    pub rewritten: ChangedBlocks,
+    /// Records read.
+    pub records: u64,
+}
+
+/// Whether replay of reference `b` writes the whole page without reading it: a full-page image
+/// that redo applies (`BKPIMAGE_APPLY`), or a page redo initialises (`BKPBLOCK_WILL_INIT`).
+/// PostgreSQL's rule, in `XLogReadBufferForRedoExtended`; never said of openGauss's WAL.
+pub fn rewrites_page(b: &BlockRef) -> bool {
+    b.og.is_none() && (b.will_init || b.image.as_ref().is_some_and(|i| i.apply))
+}
+
 /// Collects the block references of every record from `from` (a record start: the common
 /// checkpoint's redo point) up to `to` (exclusive: the target's end of WAL). Records whose only
 /// effect is at file level (database create/drop, relation create/truncate, commit/abort) are
@@ -254,26 +278,48 @@ pub fn scan_changed_blocks<S: SegmentSource>(
     to: Lsn,
     tablespace_dir: &str,
 ) -> Result<(ChangedBlocks, u64)> {
-    let mut changed = ChangedBlocks::new();
-    let mut records = 0u64;
+    scan_blocks(reader, (from, to), None, tablespace_dir).map(|s| (s.changed, s.records))
+}
+
+/// [`scan_changed_blocks`], also telling which blocks replay rewrites
+/// ([`Scanned::rewritten`]) when `common_end` (the divergence point: records ending at or
+/// before it are common history) is given.
+pub fn scan_blocks<S: SegmentSource>(
+    reader: &mut WalReader<S>,
+    (from, to): (Lsn, Lsn),
+    common_end: Option<Lsn>,
+    tablespace_dir: &str,
+) -> Result<Scanned> {
+    let mut found = Scanned::default();
     let mut iter = reader.records_from(from);
     let mut reached = from;
+    // Until a record makes replay read files it does not name.
+    let mut first_refs_rewrite = common_end.is_some();
     for rec in iter.by_ref() {
         let rec = rec?;
         if rec.lsn >= to {
             reached = rec.lsn;
             break;
         }
-        records += 1;
+        found.records += 1;
         if rec.flavor.formats().special_rel_update_flag {
             check_record_kind(&rec)?;
         }
+        let common = common_end.is_some_and(|end| rec.end_lsn <= end);
+        first_refs_rewrite &= common && rec.rmid() != rmgr::RM_DBASE_ID;
         for b in rec.blocks.iter().filter(|b| b.fork == ForkNumber::Main) {
             let Some((rel, blk)) = page_of(&rec, b)? else {
                 continue;
             };
             let path = relation_path(rel, ForkNumber::Main, blk.segment(), tablespace_dir);
-            changed.entry(path).or_default().insert(blk.in_segment());
+            let blocks = found.changed.entry(path.clone()).or_default();
+            if blocks.insert(blk.in_segment()) && first_refs_rewrite && rewrites_page(b) {
+                found
+                    .rewritten
+                    .entry(path)
+                    .or_default()
+                    .insert(blk.in_segment());
+            }
         }
         reached = rec.end_lsn;
     }
@@ -286,7 +332,7 @@ pub fn scan_changed_blocks<S: SegmentSource>(
             WalUseError::TargetEndsEarly { reached, end: to },
         ));
     }
-    Ok((changed, records))
+    Ok(found)
 }
 
 /// The relation file and block where the page of main-fork reference `b` lives; `None` when its

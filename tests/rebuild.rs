@@ -13,6 +13,8 @@ mod lifecycle;
 mod matrix;
 #[path = "rebuild/rate.rs"]
 mod rate;
+#[path = "rebuild/replayed.rs"]
+mod replayed;
 #[path = "rebuild/rich.rs"]
 mod rich;
 #[path = "rebuild/small.rs"]

@@ -7,12 +7,11 @@
 use crate::error::Result;
 use crate::filemap::{self, Action, FileEntry, FileKind, Policy, WalWindow};
 use crate::flavor::Flavor;
-use crate::lsn::{human_bytes, Lsn, TimeLineId};
+use crate::lsn::{Lsn, TimeLineId};
 use crate::relpath::BLCKSZ;
 use crate::source::FetchRange;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
 
 /// Where and how the two clusters diverged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +134,10 @@ pub struct Totals {
     pub bytes_to_copy: u64,
     /// Total size of the source's files (what a full copy would move).
     pub source_bytes: u64,
+    /// Blocks the target changed that are not copied because replay rewrites them whole
+    /// first (their first record after the common redo point carries a full-page image).
+    #[serde(default)]
+    pub blocks_left_to_replay: u64,
 }
 
 /// Where recovery of the rebuilt target starts: `backup_label`'s `START WAL LOCATION` and
@@ -260,86 +263,6 @@ impl Plan {
     /// The plan as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    }
-
-    /// The plan for people: the divergence, then one line per acted-on path.
-    pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "source: {}\ntarget: {}\nmajor: {}",
-            self.source, self.target, self.flavor
-        );
-        match &self.divergence {
-            None => s.push_str("no rewind required\n"),
-            Some(d) => {
-                let _ = writeln!(
-                    s,
-                    "servers diverged at WAL location {} on timeline {} ({})",
-                    d.lsn,
-                    d.tli,
-                    d.method.as_str()
-                );
-            }
-        }
-        if let Some(c) = &self.checkpoint {
-            let _ = writeln!(
-                s,
-                "rewinding from last common checkpoint at {} on timeline {}, redo {}",
-                c.lsn, c.tli, c.redo
-            );
-        }
-        if let Some(w) = &self.wal {
-            let r = &w.recovery_start;
-            if r.from == RecoveryStartFrom::SourceRestartpoint {
-                let _ = writeln!(
-                    s,
-                    "recovery starts at the source's last restartpoint at {} on timeline {}, redo {} (older than the common checkpoint)",
-                    r.checkpoint, r.tli, r.redo
-                );
-            }
-            if w.target_segments_kept > 0 {
-                let _ = writeln!(
-                    s,
-                    "WAL: keep the target's {} segments of common history from the redo point",
-                    w.target_segments_kept
-                );
-            }
-            let _ = writeln!(
-                s,
-                "WAL: stream from {} (segment {}), source now at {}",
-                w.start, w.first_segment, w.source_position
-            );
-        }
-        for f in &self.files {
-            // A file left alone but for its changed blocks reads as what happens to it.
-            let what = match (f.action, f.blocks.is_empty()) {
-                (Action::None, false) => "blocks",
-                (a, _) => action_name(a),
-            };
-            let _ = write!(s, "{what:<9} {}", f.path);
-            match f.blocks.len() {
-                0 => {}
-                1 => s.push_str(" (1 block)"),
-                n => {
-                    let _ = write!(s, " ({n} blocks)");
-                }
-            }
-            let _ = writeln!(s, " [{}]", human_bytes(f.bytes));
-        }
-        let t = &self.totals;
-        let _ = writeln!(
-            s,
-            "total: {} to copy ({} blocks) of {} in the source; {}",
-            human_bytes(t.bytes_to_copy),
-            t.blocks,
-            human_bytes(t.source_bytes),
-            action_counts::by_name(&t.actions)
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        s
     }
 }
 
@@ -585,6 +508,8 @@ fn attached_blocks(
         })
         .unwrap_or_default()
 }
+
+mod text;
 
 #[cfg(test)]
 mod tests;

@@ -8,21 +8,23 @@ use super::options::{ChangedBlocks, Options};
 use super::plan::Listing;
 use crate::cluster::TargetCluster;
 use crate::error::Result;
+use crate::plan::RecoveryStartFrom;
 use crate::reporter::Reporter;
 use crate::walscan;
 use crate::xlog::readahead::ReadAhead;
 use crate::xlog::WalReader;
 use crate::{pagelsn, walscan::ChangedBlocks as BlockSet};
 
-/// The blocks the target's WAL names from the common redo point to its end of WAL, or `None`
-/// with `--changed-blocks=page-lsn` (the page LSNs decide in [`complete`]).
+/// The blocks the target's WAL names from the common redo point to its end of WAL, and those
+/// of them replay rewrites ([`walscan::Scanned`]), or `None` with `--changed-blocks=page-lsn`
+/// (the page LSNs decide in [`complete`]).
 pub(super) fn scan_wal(
     target: &mut TargetCluster,
     common: &Common,
     restore: Option<String>,
     opts: &Options,
     rep: &mut dyn Reporter,
-) -> Result<Option<BlockSet>> {
+) -> Result<Option<walscan::Scanned>> {
     if opts.changed_blocks == ChangedBlocks::PageLsn {
         return Ok(None);
     }
@@ -40,9 +42,12 @@ pub(super) fn scan_wal(
         Some(target.system_identifier()),
     )
     .forward_only();
-    let (changed, records) = walscan::scan_changed_blocks(&mut wal, redo, end, &tsdir)?;
+    let scanned = walscan::scan_blocks(&mut wal, (redo, end), Some(common.divergence.lsn), &tsdir)?;
     crate::failpoint::hit("wal-scan");
-    rep.debug(&format!("read {records} WAL records from {redo} to {end}"));
+    rep.debug(&format!(
+        "read {} WAL records from {redo} to {end}",
+        scanned.records
+    ));
     let restored = target.restored_segments();
     if !restored.is_empty() {
         rep.info(&format!(
@@ -51,12 +56,63 @@ pub(super) fn scan_wal(
             restored.join(", ")
         ));
     }
-    Ok(Some(changed))
+    Ok(Some(scanned))
+}
+
+/// The blocks to copy once both listings are known ([`complete`]) and how many changed blocks
+/// are left to replay ([`leave_to_replay`]).
+pub(super) fn finish(
+    target: &mut TargetCluster,
+    common: &Common,
+    listings: (&Listing, &Listing),
+    scanned: Option<walscan::Scanned>,
+    opts: &Options,
+    rep: &mut dyn Reporter,
+) -> Result<(BlockSet, u64)> {
+    let (from_wal, rewritten) = match scanned {
+        Some(s) => (Some(s.changed), s.rewritten),
+        None => (None, BlockSet::default()),
+    };
+    let mut changed = complete(target, common, listings, from_wal, opts, rep)?;
+    let replayed = leave_to_replay(&mut changed, &rewritten, common, opts, rep);
+    Ok((changed, replayed))
+}
+
+/// Removes from `changed` the blocks replay rewrites whole before anything reads them
+/// (`rewritten`, [`walscan::Scanned::rewritten`]) and returns how many. Only when replay
+/// starts where the scan did (the common checkpoint's redo point: a standby source's earlier
+/// restartpoint would replay records before it that read the target's page) and unless
+/// `--copy-all-blocks`.
+fn leave_to_replay(
+    changed: &mut BlockSet,
+    rewritten: &BlockSet,
+    common: &Common,
+    opts: &Options,
+    rep: &mut dyn Reporter,
+) -> u64 {
+    if opts.copy_rewritten_blocks || common.start.from != RecoveryStartFrom::CommonCheckpoint {
+        return 0;
+    }
+    let mut left = 0u64;
+    for (path, blocks) in rewritten {
+        if let Some(c) = changed.get_mut(path) {
+            let before = c.len();
+            c.retain(|b| !blocks.contains(b));
+            left += (before - c.len()) as u64;
+        }
+    }
+    changed.retain(|_, c| !c.is_empty());
+    if left > 0 {
+        rep.debug(&format!(
+            "{left} changed blocks left to replay: their first WAL record after the redo point carries a full-page image (or initialises the page)"
+        ));
+    }
+    left
 }
 
 /// The changed blocks once both listings are known: the WAL's, checked against page LSNs with
 /// `--verify-blocks`; or found from page LSNs.
-pub(super) fn complete(
+fn complete(
     target: &mut TargetCluster,
     common: &Common,
     listings: (&Listing, &Listing),

@@ -105,6 +105,48 @@ fn phases(
         rep.info("no rewind required");
         return Ok(Prepared::nothing_to_do(base, target, conn, &opts));
     };
+    report_divergence(&common, &target, rep);
+    // 4. The blocks the target changed, from its WAL (with page LSNs: once the listings are
+    // known).
+    let scanned = changed_blocks::scan_wal(&mut target, &common, found.restore, &opts, rep)?;
+    // 5. Both listings and the plan.
+    let (source_files, target_files) = plan::list_both(&target, conn.source.as_mut(), rep)?;
+    let (changed, replayed) = changed_blocks::finish(
+        &mut target,
+        &common,
+        (&source_files, &target_files),
+        scanned,
+        &opts,
+        rep,
+    )?;
+    let mut plan = plan::build(
+        base,
+        &target,
+        &common,
+        (source_files, target_files),
+        &changed,
+        &opts,
+        rep,
+    )?;
+    plan.totals.blocks_left_to_replay = replayed;
+    Ok(Prepared {
+        plan,
+        source: conn.source,
+        target,
+        settings: RunSettings::of(&opts),
+        source_history: common.histories.source,
+        conninfo: conn.conninfo,
+        checked: common.checked,
+        resume: None,
+    })
+}
+
+/// pg_rewind's lines saying where the sides parted and where the rewind starts.
+fn report_divergence(
+    common: &divergence::Common,
+    target: &crate::cluster::TargetCluster,
+    rep: &mut dyn Reporter,
+) {
     let div = &common.divergence;
     rep.info(&format!(
         "servers diverged at WAL location {} on timeline {}",
@@ -120,38 +162,6 @@ fn phases(
             common.start.redo, common.start.tli
         ));
     }
-    // 4. The blocks the target changed, from its WAL (with page LSNs: once the listings are
-    // known).
-    let from_wal = changed_blocks::scan_wal(&mut target, &common, found.restore, &opts, rep)?;
-    // 5. Both listings and the plan.
-    let (source_files, target_files) = plan::list_both(&target, conn.source.as_mut(), rep)?;
-    let changed = changed_blocks::complete(
-        &mut target,
-        &common,
-        (&source_files, &target_files),
-        from_wal,
-        &opts,
-        rep,
-    )?;
-    let plan = plan::build(
-        base,
-        &target,
-        &common,
-        (source_files, target_files),
-        &changed,
-        &opts,
-        rep,
-    )?;
-    Ok(Prepared {
-        plan,
-        source: conn.source,
-        target,
-        settings: RunSettings::of(&opts),
-        source_history: common.histories.source,
-        conninfo: conn.conninfo,
-        checked: common.checked,
-        resume: None,
-    })
 }
 
 /// Phases 6–7: carries out `prep.plan` on the target. Does nothing for a plan that needs no

@@ -56,6 +56,9 @@ pub struct Options {
     /// Cross-check the WAL-derived block set against a scan of page LSNs (`--verify-blocks`);
     /// a page written after the divergence that the WAL did not name fails the rebuild.
     pub verify_blocks: bool,
+    /// Copy every changed block, also those the replay of common history rewrites whole
+    /// before anything reads them (`--copy-all-blocks`; see `walscan::Scanned::rewritten`).
+    pub copy_rewritten_blocks: bool,
     /// Diagnose only (`-b check`): with `dry_run`, read the target as it is, even running or
     /// not shut down cleanly (nothing is written, so nothing needs it stopped).
     pub diagnose: bool,
@@ -96,6 +99,7 @@ impl Options {
             jobs: 4,
             changed_blocks: ChangedBlocks::Wal,
             verify_blocks: false,
+            copy_rewritten_blocks: false,
             diagnose: false,
             max_rate: None,
         }

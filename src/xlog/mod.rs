@@ -28,7 +28,7 @@ pub(crate) mod og_testwal;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testwal;
+pub(crate) mod testwal;
 
 pub use ogrecord::{OgBlock, SegLocation};
 pub use page::{PageHeader, XLOG_BLCKSZ};

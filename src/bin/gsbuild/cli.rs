@@ -231,6 +231,11 @@ pub struct RebuildArgs {
     /// written after the divergence that the WAL does not account for.
     #[arg(long)]
     pub verify_blocks: bool,
+    /// Copy every block the target changed, also those whose first WAL record after the
+    /// common redo point (in common history) carries a full-page image that replay applies:
+    /// by default those are left to replay, which rewrites them whole.
+    #[arg(long)]
+    pub copy_all_blocks: bool,
     /// Fetch at most RATE from the source, files, blocks and WAL together: kB/s, or with a
     /// suffix k (kB/s) or M (MB/s), as pg_basebackup's -r (32 kB/s to 1024 MB/s).
     #[arg(short = 'r', long = "max-rate", value_name = "RATE", value_parser = parse_rate)]

@@ -188,6 +188,7 @@ fn options(r: &cli::RebuildArgs, dialect: Dialect) -> anyhow::Result<Options> {
         cli::ChangedBlocksArg::PageLsn => ChangedBlocks::PageLsn,
     };
     o.verify_blocks = r.verify_blocks;
+    o.copy_rewritten_blocks = r.copy_all_blocks;
     o.max_rate = r.max_rate;
     o.client.read_timeout = std::time::Duration::from_secs(r.timeout);
     o.sync = match (r.no_sync, r.sync_method) {

@@ -1,0 +1,99 @@
+//! The plan as people read it (`--dry-run`).
+
+use super::{action_counts, action_name, Action, Plan, RecoveryStartFrom};
+use crate::lsn::human_bytes;
+use std::fmt::Write as _;
+
+impl Plan {
+    /// The plan's WAL and replay lines of [`Plan::to_text`].
+    fn write_wal_text(&self, s: &mut String) {
+        if let Some(w) = &self.wal {
+            let r = &w.recovery_start;
+            if r.from == RecoveryStartFrom::SourceRestartpoint {
+                let _ = writeln!(
+                    s,
+                    "recovery starts at the source's last restartpoint at {} on timeline {}, redo {} (older than the common checkpoint)",
+                    r.checkpoint, r.tli, r.redo
+                );
+            }
+            if w.target_segments_kept > 0 {
+                let _ = writeln!(
+                    s,
+                    "WAL: keep the target's {} segments of common history from the redo point",
+                    w.target_segments_kept
+                );
+            }
+            let _ = writeln!(
+                s,
+                "WAL: stream from {} (segment {}), source now at {}",
+                w.start, w.first_segment, w.source_position
+            );
+        }
+        if self.totals.blocks_left_to_replay > 0 {
+            let _ = writeln!(
+                s,
+                "blocks: {} changed blocks left to replay (their first record after the redo point rewrites them whole)",
+                self.totals.blocks_left_to_replay
+            );
+        }
+    }
+
+    /// The plan for people: the divergence, then one line per acted-on path.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "source: {}\ntarget: {}\nmajor: {}",
+            self.source, self.target, self.flavor
+        );
+        match &self.divergence {
+            None => s.push_str("no rewind required\n"),
+            Some(d) => {
+                let _ = writeln!(
+                    s,
+                    "servers diverged at WAL location {} on timeline {} ({})",
+                    d.lsn,
+                    d.tli,
+                    d.method.as_str()
+                );
+            }
+        }
+        if let Some(c) = &self.checkpoint {
+            let _ = writeln!(
+                s,
+                "rewinding from last common checkpoint at {} on timeline {}, redo {}",
+                c.lsn, c.tli, c.redo
+            );
+        }
+        self.write_wal_text(&mut s);
+        for f in &self.files {
+            // A file left alone but for its changed blocks reads as what happens to it.
+            let what = match (f.action, f.blocks.is_empty()) {
+                (Action::None, false) => "blocks",
+                (a, _) => action_name(a),
+            };
+            let _ = write!(s, "{what:<9} {}", f.path);
+            match f.blocks.len() {
+                0 => {}
+                1 => s.push_str(" (1 block)"),
+                n => {
+                    let _ = write!(s, " ({n} blocks)");
+                }
+            }
+            let _ = writeln!(s, " [{}]", human_bytes(f.bytes));
+        }
+        let t = &self.totals;
+        let _ = writeln!(
+            s,
+            "total: {} to copy ({} blocks) of {} in the source; {}",
+            human_bytes(t.bytes_to_copy),
+            t.blocks,
+            human_bytes(t.source_bytes),
+            action_counts::by_name(&t.actions)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        s
+    }
+}
