@@ -576,6 +576,7 @@ run_one() { # ROUND TOOL WRITE_BW
   t0=$EPOCHREALTIME
   verify_target "$t" "$log" "$tag"
   check_s=$(since "$t0")
+  [ "$tool" = gsbuild ] && cp "$log" "$sdir/logs/$tag-target.log"
   echo "$scenario,$round,$tool,$tool_s,$rss,$bytes,$check_s,ok,$caught_s,$move,$bw,$wall" >>"$results/runs.csv"
   say "$tag: ${tool_s} s, caught-up standby at ${caught_s} s, peak RSS $((rss / 1024)) MiB, fetched $(human "$bytes"); check passed: standby caught up with identical data (${check_s} s)"
 }
