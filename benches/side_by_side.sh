@@ -181,11 +181,14 @@ pgbench() { # PORT ARGS...
 
 # ---------------------------------------------------------------------------------------------
 # The shaped link (L1, L2): the source runs in the network namespace $netns, joined to this one
-# by a veth pair; tc netem on both ends adds half the round trip and the rate limit each way.
+# by a veth pair whose two ends are rate-limited with tc tbf; this kernel has no netem
+# (CONFIG_NET_SCH_NETEM is not set), so half the round trip is added each way by a TCP relay in
+# this namespace (benches/delay_proxy.py, 127.0.0.1:$port_relay -> the source over the veth).
+# Both tools and the rebuilt standby connect to the relay.
 
 netns=gsbuild-sbs-$$ veth_host=gsbsbh$$ veth_ns=gsbsbn$$
 net_host_addr=10.203.0.2 net_source_addr=10.203.0.1
-net_is_up=0
+net_is_up=0 port_relay=5612 relay_pid=
 net_up() {
   say "network: namespace $netns, veth $veth_host ($net_host_addr) <-> $veth_ns ($net_source_addr)"
   net_is_up=1
@@ -199,13 +202,36 @@ net_up() {
   ip -n "$netns" link set lo up
 }
 net_shape() { # RATE RTT_MS
-  local half
-  half=$(python3 -c "print($2 / 2)")
-  tc qdisc replace dev "$veth_host" root netem delay "${half}ms" rate "$1" limit 100000
-  ip netns exec "$netns" tc qdisc replace dev "$veth_ns" root netem delay "${half}ms" rate "$1" limit 100000
-  say "network: shaped to $1 each way, ${2} ms round trip: $(ping -c 3 -q "$net_source_addr" | tail -1)"
+  local half burst=256kb i
+  half=$(python3 -c "print($2 / 2000)")
+  tc qdisc replace dev "$veth_host" root tbf rate "$1" burst "$burst" latency 100ms
+  ip netns exec "$netns" tc qdisc replace dev "$veth_ns" root tbf rate "$1" burst "$burst" latency 100ms
+  python3 "$root/benches/delay_proxy.py" 127.0.0.1 "$port_relay" "$net_source_addr" "$port_source" "$half" \
+    >"$sdir/logs/delay_proxy.log" 2>&1 &
+  relay_pid=$!
+  for ((i = 0; i < 50; i++)); do
+    grep -q listening "$sdir/logs/delay_proxy.log" && break
+    sleep 0.1
+  done
+  grep -q listening "$sdir/logs/delay_proxy.log" || die "the delay relay did not start (log: $sdir/logs/delay_proxy.log)"
+  src_conn="host=127.0.0.1 port=$port_relay user=postgres dbname=postgres"
+  say "network: $1 each way (tbf), ${2} ms round trip (relay); a query's round trip through the relay: $(relay_rtt)"
+}
+# The median of 20 "SELECT 1" round trips on one connection through the relay.
+relay_rtt() {
+  local i
+  for ((i = 0; i < 20; i++)); do echo "SELECT 1;"; done \
+    | as_pg "$pg_bin/psql" -XAtq -h 127.0.0.1 -p "$port_relay" -U postgres -d postgres -c '\timing on' -f - 2>&1 \
+    | python3 -c 'import re, statistics, sys
+ts = [float(m.group(1)) for m in re.finditer(r"Time: ([0-9.]+) ms", sys.stdin.read())]
+print(f"{statistics.median(ts):.2f} ms" if ts else "?")'
 }
 net_down() {
+  if [ -n "$relay_pid" ]; then
+    kill "$relay_pid" 2>/dev/null || true
+    wait "$relay_pid" 2>/dev/null || true
+    relay_pid=
+  fi
   [ "$net_is_up" = 1 ] || return 0
   ip link del "$veth_host" 2>/dev/null || true
   ip netns del "$netns" 2>/dev/null || true
