@@ -98,7 +98,7 @@ command -v python3 >/dev/null || die "python3 not found; it parses the measureme
 case " $scenarios " in
   *" L1 "* | *" L2 "*)
     [ "$(id -u)" = 0 ] || die "L1 and L2 put the source in a network namespace: run as root"
-    command -v ip >/dev/null && command -v tc >/dev/null || die "L1 and L2 need ip and tc (iproute2)"
+    if ! command -v ip >/dev/null || ! command -v tc >/dev/null; then die "L1 and L2 need ip and tc (iproute2)"; fi
     ;;
 esac
 
@@ -140,7 +140,9 @@ current_scenario_dir=
 cleanup() {
   local rc=$?
   for d in ${running[@]+"${running[@]}"}; do
-    [ -f "$d/postmaster.pid" ] && as_pg "$pg_bin/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1 || true
+    if [ -f "$d/postmaster.pid" ]; then
+      as_pg "$pg_bin/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
   done
   net_down
   rm -f "$work/ddtest"
@@ -430,7 +432,7 @@ verify_target() { # DATADIR LOG LABEL
 # Scenarios.
 
 scenario_params() {
-  link= tables=0 dry_run=0
+  link='' tables=0 dry_run=0
   case $1 in
     smoke) scale=1 txns=200 min_wal_mib=16 dry_run=1 ;;
     S1) scale=100 txns=2000 min_wal_mib=1024 ;;
@@ -462,6 +464,7 @@ EOF
 # heap, TOAST index, primary key), 250 to a transaction (the standby replays their locks).
 create_tables() { # N
   say "$scenario: creating $1 tables ($(($1 * 4)) relation files)"
+  # shellcheck disable=SC2016 # Python text, with SQL's dollar quotes
   python3 -c 'import sys
 n = int(sys.argv[1])
 for lo in range(1, n + 1, 250):
@@ -554,7 +557,7 @@ restore_target() {
 # until it says it starts the standby.
 run_one() { # ROUND TOOL WRITE_BW
   local round=$1 tool=$2 bw=$3 tag="$scenario-r$1-$2" t="$sdir/data/target" rc wall rss bytes
-  local move= tool_s caught_s t0 want_lsn check_s log
+  local move='' tool_s caught_s t0 want_lsn check_s log
   restore_target
   want_lsn=$(sql "$port_source" "SELECT pg_current_wal_lsn()")
   set +e
@@ -726,10 +729,10 @@ for scenario in $scenarios; do
   pg_stop "$sdir/data/source"
   net_down
   total_s=$((SECONDS - start))
-  extra=
-  if [ -n "$link" ]; then extra="; ${link% *} each way and ${link#* } ms round trip"; fi
-  if [ "$tables" -gt 0 ]; then extra="; $((tables * 4)) relation files"; fi
-  echo "$scenario,$scale,$txns,$target_bytes,$source_wal_bytes,$pre_split_bytes,$divergence,$setup_s,$((total_s - setup_s)),$total_s,$extra" >>"$results/scenarios.csv"
+  scen_extra=''
+  if [ -n "$link" ]; then scen_extra="; ${link% *} each way and ${link#* } ms round trip"; fi
+  if [ "$tables" -gt 0 ]; then scen_extra="; $((tables * 4)) relation files"; fi
+  echo "$scenario,$scale,$txns,$target_bytes,$source_wal_bytes,$pre_split_bytes,$divergence,$setup_s,$((total_s - setup_s)),$total_s,$scen_extra" >>"$results/scenarios.csv"
   say "$scenario: done in ${total_s} s (pair ${setup_s} s, runs and checks $((total_s - setup_s)) s)"
   [ "$keep" = 0 ] && rm -rf "$sdir/data"
   current_scenario_dir=
