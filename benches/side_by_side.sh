@@ -27,8 +27,9 @@ usage: bash benches/side_by_side.sh [options]
              transactions on each side after the split
       S2     scale 100, 20,000 transactions on each side
       S3     S1's divergence on scale 300
-      L1     S1 with the source in a network namespace behind a veth pair shaped with tc
-             netem: 1 Gbit/s each way, 1 ms round trip; both tools connect over TCP
+      L1     S1 with the source in a network namespace behind a veth pair (tc tbf: 1 Gbit/s
+             each way) and a relay adding 1 ms per round trip (benches/delay_proxy.py);
+             both tools connect over TCP; needs root
       L2     the same at 100 Mbit/s, 20 ms round trip
       F100K  25,000 tables with a primary key and a TOAST table (100,000 relation files)
              on pgbench scale 10, 2,000 transactions on each side; gsbuild's dry run
