@@ -65,7 +65,16 @@ fn side_by_side_smoke_measures_both_tools_and_checks_every_run() {
             line.contains("check passed: standby caught up with identical data"),
             "{line}"
         );
+        assert!(line.contains("caught-up standby at "), "{line}");
     }
+    assert!(
+        stdout.contains("== smoke-r1-gsbuild-dry-run: "),
+        "no dry run line:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("== smoke-r1: durable write bandwidth "),
+        "{stdout}"
+    );
 
     // The table: printed and written, one row for the scenario with every cell filled.
     let table = std::fs::read_to_string(work.join("results/table.md")).expect("read table.md");
@@ -75,26 +84,47 @@ fn side_by_side_smoke_measures_both_tools_and_checks_every_run() {
         .find(|l| l.starts_with("| smoke "))
         .unwrap_or_else(|| panic!("no smoke row in the table:\n{table}"));
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    assert_eq!(cells.len(), 13, "{row}");
-    assert!(cells[1..12].iter().all(|c| !c.is_empty()), "{row}");
-    assert!(cells[4].ends_with(')') && cells[5].ends_with(')'), "{row}");
-    assert!(cells[6].ends_with('×'), "{row}");
+    // scenario, target, pre-split WAL, the two tool times and their ratio, the two times to a
+    // caught-up standby and their ratio, must move, dd, limit, gsbuild / limit, dry run and
+    // pg_rewind / dry run, RSS ×2, fetched ×2, runs.
+    assert_eq!(cells.len(), 22, "{row}");
+    assert!(cells[1..21].iter().all(|c| !c.is_empty()), "{row}");
+    for i in [4, 5, 7, 8, 14] {
+        assert!(cells[i].ends_with(")"), "{i}: {row}");
+    }
+    for i in [6, 9, 13, 15] {
+        assert!(cells[i].ends_with('×'), "{i}: {row}");
+    }
+    assert!(
+        cells[11].ends_with("MB/s") && cells[12].ends_with(" s"),
+        "{row}"
+    );
 
-    // The raw runs: A then B, both checked, with a peak RSS and a byte count.
+    // The raw runs: A then B, both checked, with a peak RSS, a byte count, a time to a
+    // caught-up standby no shorter than the tool's and the round's write bandwidth; then the
+    // dry run.
     let csv = std::fs::read_to_string(work.join("results/runs.csv")).expect("read runs.csv");
     let runs: Vec<Vec<&str>> = csv
         .lines()
         .skip(1)
         .map(|l| l.split(',').collect())
         .collect();
-    assert_eq!(runs.len(), 2, "{csv}");
-    for (run, tool) in runs.iter().zip(["pg_rewind", "gsbuild"]) {
-        assert_eq!(run.len(), 8, "{csv}");
+    assert_eq!(runs.len(), 3, "{csv}");
+    for (run, tool) in runs.iter().zip(["pg_rewind", "gsbuild", "gsbuild-dry-run"]) {
+        assert_eq!(run.len(), 12, "{csv}");
         assert_eq!(&run[..3], &["smoke", "1", tool], "{csv}");
-        let positive = |i: usize| run[i].parse::<f64>().map(|v| v > 0.0).unwrap_or(false);
-        assert!(positive(4) && positive(5), "no peak RSS or bytes: {csv}");
+        let num = |i: usize| run[i].parse::<f64>().unwrap_or(-1.0);
+        assert!(num(3) > 0.0 && num(4) > 0.0, "no time or peak RSS: {csv}");
+        if tool == "gsbuild-dry-run" {
+            assert_eq!(run[7], "n/a", "{csv}");
+            continue;
+        }
+        assert!(num(5) > 0.0, "no bytes: {csv}");
         assert_eq!(run[7], "ok", "{csv}");
+        assert!(num(8) >= num(3), "caught up before the tool ended: {csv}");
+        assert!(num(10) > 0.0, "no write bandwidth: {csv}");
     }
+    assert!(runs[1][9].parse::<u64>().is_ok_and(|b| b > 0), "{csv}");
     // The clusters are gone, the results stay.
     assert!(!work.join("smoke/data").exists());
 }
@@ -105,16 +135,19 @@ fn side_by_side_fails_loudly_when_a_rebuilt_target_differs_from_the_source() {
         return;
     };
     let dir = support::TestDir::new("bench-runner-bad");
-    // The real gsbuild, then pgbench_accounts cut to 100 pages: a target that starts and
-    // follows the source but has lost rows. The runner passes `-q -D DIR --source-server
-    // CONN` first.
+    // The real gsbuild leaving the target stopped (-q), then pgbench_accounts cut to 100
+    // pages, then the target started as gsbuild -D would: a target that starts and follows
+    // the source but has lost rows. The runner passes `-D DIR --source-server CONN` first.
     let fake: PathBuf = dir.path.join("damaging-gsbuild");
     let script = format!(
-        "#!/bin/sh\nset -e\n\"{gsbuild}\" \"$@\"\n\
-         rel=$(\"{psql}\" -XAtq -d \"$5\" -c \"SELECT pg_relation_filepath('pgbench_accounts')\")\n\
-         truncate -s 819200 \"$3/$rel\"\n",
+        "#!/bin/sh\nset -e\n\"{gsbuild}\" -q \"$@\"\n\
+         rel=$(\"{psql}\" -XAtq -d \"$4\" -c \"SELECT pg_relation_filepath('pgbench_accounts')\")\n\
+         truncate -s 819200 \"$2/$rel\"\n\
+         echo 'gsbuild: starting \"'\"$2\"'\" as a standby' >&2\n\
+         \"{pg_ctl}\" -D \"$2\" -l \"$2/gsbuild-server.log\" -w start >/dev/null\n",
         gsbuild = support::gsbuild_bin().display(),
         psql = pg.tool("psql").display(),
+        pg_ctl = pg.tool("pg_ctl").display(),
     );
     std::fs::write(&fake, script).expect("write the damaging gsbuild");
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))

@@ -11,6 +11,10 @@ use crate::reporter::Reporter;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// How often the started standby is asked whether it streams (it was 500 ms, up to half a
+/// second added to every `gsbuild -D` run; issue 14).
+const POLL: Duration = Duration::from_millis(100);
+
 /// Where a started standby stands.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct StandbyState {
@@ -50,7 +54,9 @@ pub fn wait_streaming(
             Ok(s) => last = s,
             Err(e) => rep.debug(&format!("standby not ready: {e}")),
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // pg_ctl -w returned, so the standby is up; the walreceiver connects within
+        // milliseconds, and each poll is one local connection: poll often.
+        std::thread::sleep(POLL);
     }
     rep.info(&format!(
         "the standby runs but does not stream from its primary yet (waited {} s)",
