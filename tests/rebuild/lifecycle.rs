@@ -51,6 +51,11 @@ pub(crate) fn repairs_a_running_old_primary(major: u32) {
     // gsbuild started it: the handle must stop it.
     old.set_running(true);
     assert_eq!(old.psql("postgres", "SELECT pg_is_in_recovery()"), "t");
+    // Started without PostgreSQL's file-by-file fsync of the whole directory.
+    assert_eq!(
+        old.psql("postgres", "SHOW recovery_init_sync_method"),
+        "syncfs"
+    );
     old.stop();
     verify_standby(&new, &mut old);
     assert_lost_gone(&old);
