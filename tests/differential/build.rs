@@ -118,11 +118,14 @@ fn run_steps(node: &mut Node, steps: &[Step]) {
 /// Makes everything written so far durable on primary `c` and returns its flush position: a
 /// synchronous commit flushes all WAL before it, and a standby that replayed up to the returned
 /// position has everything. (`synchronous_commit = off` otherwise; the insert position can lie
-/// past a page header no record ends at.)
+/// past a page header no record ends at.) The transaction must write WAL of its own before its
+/// commit record: one that only took an xid (`txid_current()`) commits asynchronously whatever
+/// `synchronous_commit` says, and left seed 209's standby behind the table its source workload
+/// then updated.
 pub fn sync_lsn(c: &Cluster) -> String {
     let out = c.psql_script(
         "postgres",
-        "SET synchronous_commit = on;\nSELECT txid_current() > 0;\nSELECT pg_current_wal_flush_lsn();",
+        "SET synchronous_commit = on;\nCREATE TEMP TABLE sync_point AS SELECT 1 AS x;\nSELECT pg_current_wal_flush_lsn();",
     );
     out.lines().last().unwrap_or_default().to_string()
 }
