@@ -40,6 +40,10 @@ pub struct LocalSource {
     control: Option<ControlFile>,
 }
 
+/// What [`LocalSource::read_pieces`] hands each piece to: its bytes, or `None` for a data file
+/// that vanished between runs.
+type Deliver<'a> = dyn FnMut(&Piece, Option<&[u8]>) -> Result<()> + 'a;
+
 /// One positioned read: a range of a file, or of the WAL (at its position).
 #[derive(Debug)]
 enum Piece {
@@ -101,13 +105,13 @@ impl LocalSource {
     fn read_pieces(
         &self,
         pieces: &[Piece],
-        deliver: &mut dyn FnMut(&Piece, &[u8]) -> Result<()>,
+        deliver: &mut Deliver<'_>,
     ) -> Result<()> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let threads = self.jobs.min(pieces.len());
         std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>)>>(CHANNEL_CHUNKS);
+            let (tx, rx) = mpsc::sync_channel::<Result<(usize, Option<Vec<u8>>)>>(CHANNEL_CHUNKS);
             for _ in 0..threads {
                 let tx = tx.clone();
                 let (next, failed) = (&next, &failed);
@@ -127,7 +131,7 @@ impl LocalSource {
             let mut result = Ok(());
             for read in rx.iter() {
                 result = read.and_then(|(i, data)| match pieces.get(i) {
-                    Some(piece) => deliver(piece, &data),
+                    Some(piece) => deliver(piece, data.as_deref()),
                     None => Ok(()),
                 });
                 if result.is_err() {
@@ -141,8 +145,23 @@ impl LocalSource {
         })
     }
 
-    /// Reads one piece whole, keeping the file last read open in `open`.
-    fn read_piece(&self, piece: &Piece, open: &mut Option<(String, File)>) -> Result<Vec<u8>> {
+    /// No listing in this run: the plan is a journal's, made by an earlier run, and the source
+    /// may have been started and stopped since (it is stopped again now). What it removed or
+    /// shortened in between is taken as a server source's concurrent changes are — a vanished
+    /// file is removed from the target, a shorter one copied as far as it goes — since replay
+    /// from the recovery start (the earlier of the journal's and the source's now) to the
+    /// source's end of WAL accounts for both.
+    fn changed_between_runs(&self) -> bool {
+        self.listed.is_empty()
+    }
+
+    /// Reads one piece whole, keeping the file last read open in `open`; `None` when a data
+    /// file vanished between runs ([`LocalSource::changed_between_runs`]).
+    fn read_piece(
+        &self,
+        piece: &Piece,
+        open: &mut Option<(String, File)>,
+    ) -> Result<Option<Vec<u8>>> {
         let r = match piece {
             Piece::Data(r) | Piece::Wal(_, r) => r,
         };
@@ -151,6 +170,9 @@ impl LocalSource {
             let f = match File::open(&full) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if matches!(piece, Piece::Data(_)) && self.changed_between_runs() {
+                        return Ok(None);
+                    }
                     return Err(match piece {
                         Piece::Data(_) => Error::Usage(format!("could not open file \"{}\": it was removed from the source data directory while the source must be stopped", full.display())),
                         Piece::Wal(at, _) => Error::WalRemoved {
@@ -175,6 +197,10 @@ impl LocalSource {
         let mut buf = vec![0u8; len];
         let got =
             read_full_at(f, &mut buf, r.offset).map_err(|e| Error::io("read file", &full, e))?;
+        if got < len && self.changed_between_runs() && matches!(piece, Piece::Data(_)) {
+            buf.truncate(got);
+            return Ok(Some(buf));
+        }
         if got < len {
             return Err(Error::Usage(format!(
                 "size of source file \"{}\" changed concurrently: {} bytes expected at offset {}, {} read",
@@ -189,7 +215,7 @@ impl LocalSource {
             .map_err(|e| Error::io("stat file", &full, e))?
             .len();
         self.check_size(&r.path, &full, now)?;
-        Ok(buf)
+        Ok(Some(buf))
     }
 }
 
@@ -290,6 +316,7 @@ impl Source for LocalSource {
             let full = datadir::join(&self.root, &r.path)?;
             let now = match std::fs::metadata(&full) {
                 Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.changed_between_runs() => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(Error::Usage(format!("could not open file \"{}\": it was removed from the source data directory while the source must be stopped", full.display())))
                 }
@@ -305,9 +332,10 @@ impl Source for LocalSource {
             .into_iter()
             .map(Piece::Data)
             .collect();
-        self.read_pieces(&pieces, &mut |piece, data| match piece {
-            Piece::Data(r) => sink.write(&r.path, r.offset, data),
-            Piece::Wal(..) => Ok(()),
+        self.read_pieces(&pieces, &mut |piece, data| match (piece, data) {
+            (Piece::Data(r), None) => sink.vanished(&r.path),
+            (Piece::Data(r), Some(data)) => sink.write(&r.path, r.offset, data),
+            (Piece::Wal(..), _) => Ok(()),
         })
     }
 
@@ -333,9 +361,14 @@ impl Source for LocalSource {
                 (d, w) => pieces.extend(d.into_iter().chain(w)),
             }
         }
-        self.read_pieces(&pieces, &mut |piece, bytes| match piece {
-            Piece::Data(r) => sink.write(&r.path, r.offset, bytes),
-            Piece::Wal(at, _) => sink.wal(*at, bytes, &history),
+        self.read_pieces(&pieces, &mut |piece, bytes| match (piece, bytes) {
+            (Piece::Data(r), None) => sink.vanished(&r.path),
+            (Piece::Data(r), Some(bytes)) => sink.write(&r.path, r.offset, bytes),
+            (Piece::Wal(at, _), Some(bytes)) => sink.wal(*at, bytes, &history),
+            (Piece::Wal(at, _), None) => Err(Error::WalRemoved {
+                lsn: *at,
+                message: format!("the source's WAL at {at} vanished while it was read"),
+            }),
         })?;
         Ok(WalEnd { tli, end })
     }
@@ -409,20 +442,70 @@ mod tests {
             self.0.push((path.to_string(), offset, data.len()));
             Ok(())
         }
-        fn vanished(&mut self, _: &str) -> Result<()> {
+        fn vanished(&mut self, path: &str) -> Result<()> {
+            self.0.push((path.to_string(), 0, usize::MAX));
             Ok(())
         }
+    }
+
+    fn stopped_cluster() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        // A real cluster's control file (PostgreSQL 15), which names the flavor.
+        std::fs::create_dir(d.path().join("global")).unwrap();
+        let control = include_bytes!("../../fuzz/corpus/control/pg15");
+        std::fs::write(d.path().join("global/pg_control"), control).unwrap();
+        d
+    }
+
+    fn range(path: &str, len: u64) -> FetchRange {
+        FetchRange {
+            path: path.into(),
+            offset: 0,
+            len,
+        }
+    }
+
+    /// A run resumed from a journal (no listing of its own) copies from a source that may have
+    /// been started and stopped since the plan: a file it removed meanwhile is reported as
+    /// vanished, one it shortened is copied as far as it goes. A fresh run refuses both.
+    #[test]
+    fn a_resumed_run_takes_changes_made_between_runs() {
+        let d = stopped_cluster();
+        std::fs::write(d.path().join("shrunk"), b"abc").unwrap();
+        let mut resumed = LocalSource::new(d.path());
+        let mut sink = Keep(Vec::new());
+        resumed
+            .check_ranges(&[range("gone", 8), range("shrunk", 6)])
+            .unwrap();
+        resumed
+            .fetch_ranges(&[range("gone", 8), range("shrunk", 6)], &mut sink)
+            .unwrap();
+        sink.0.sort();
+        assert_eq!(
+            sink.0,
+            vec![("gone".into(), 0, usize::MAX), ("shrunk".into(), 0, 3)]
+        );
+        let mut fresh = LocalSource::new(d.path());
+        fresh.list_files().unwrap();
+        let err = fresh.check_ranges(&[range("gone", 8)]).unwrap_err();
+        assert!(
+            err.to_string().contains("while the source must be stopped"),
+            "{err}"
+        );
+        let err = fresh
+            .fetch_ranges(&[range("gone", 8)], &mut Keep(Vec::new()))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("while the source must be stopped"),
+            "{err}"
+        );
     }
 
     /// A stopped source's file that grows or shrinks after it was listed is an error, not a
     /// copy of whatever part was read.
     #[test]
     fn a_size_change_after_listing_is_an_error() {
-        let d = tempfile::tempdir().unwrap();
-        // A real cluster's control file (PostgreSQL 15), which names the flavor.
-        std::fs::create_dir(d.path().join("global")).unwrap();
-        let control = include_bytes!("../../fuzz/corpus/control/pg15");
-        std::fs::write(d.path().join("global/pg_control"), control).unwrap();
+        let d = stopped_cluster();
         std::fs::write(d.path().join("grows"), b"a").unwrap();
         std::fs::write(d.path().join("shrinks"), b"abcdef").unwrap();
         std::fs::write(d.path().join("same"), b"xyz").unwrap();
@@ -430,11 +513,6 @@ mod tests {
         src.list_files().unwrap();
         std::fs::write(d.path().join("grows"), b"a, and an error message").unwrap();
         std::fs::write(d.path().join("shrinks"), b"abc").unwrap();
-        let range = |path: &str, len| FetchRange {
-            path: path.into(),
-            offset: 0,
-            len,
-        };
         let mut sink = Keep(Vec::new());
         src.fetch_ranges(&[range("same", 3)], &mut sink).unwrap();
         assert_eq!(sink.0, vec![("same".to_string(), 0, 3)]);
