@@ -73,6 +73,8 @@ pub struct Policy {
     pub keep_config: bool,
     /// The clusters' flavor, whose exclusion list and file names apply.
     pub flavor: Flavor,
+    /// A full build: every file both sides have is copied whole, not compared block by block.
+    pub full: bool,
 }
 
 impl Policy {
@@ -81,6 +83,7 @@ impl Policy {
         Policy {
             keep_config: false,
             flavor,
+            full: false,
         }
     }
 }
@@ -169,7 +172,9 @@ pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileM
         return Ok(Action::None);
     }
     match (source, target) {
-        (FileKind::File { size: s }, FileKind::File { size: t }) if entry.is_rel_main => {
+        (FileKind::File { size: s }, FileKind::File { size: t })
+            if entry.is_rel_main && !policy.full =>
+        {
             Ok(match t.cmp(s) {
                 std::cmp::Ordering::Less => Action::CopyTail,
                 std::cmp::Ordering::Greater => Action::Truncate,
@@ -487,5 +492,48 @@ mod tests {
             decide_wal_segment(&source_only, "000000020000000000000007", &w),
             Action::None
         );
+    }
+
+    #[test]
+    fn full_build_copies_every_file_whole() {
+        let full = Policy {
+            keep_config: true,
+            full: true,
+            ..Policy::new(Flavor::Pg16)
+        };
+        let cases = [
+            (
+                entry("base/5/16384", file(8192), file(8192), true),
+                Action::Copy,
+            ),
+            (
+                entry("base/5/16384", file(8192), file(16384), true),
+                Action::Copy,
+            ),
+            (
+                entry("base/5/16384", None, file(8192), true),
+                Action::Remove,
+            ),
+            (
+                entry("pg_xact/0000", file(8192), file(8192), false),
+                Action::Copy,
+            ),
+            (
+                entry("postgresql.conf", file(10), file(20), false),
+                Action::None,
+            ),
+            (entry("pg_ident.conf", file(10), None, false), Action::Copy),
+            (
+                entry("global/pg_control", file(8192), file(8192), false),
+                Action::None,
+            ),
+            (
+                entry("postmaster.pid", None, file(80), false),
+                Action::Remove,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(decide_action(&e, &full), Ok(want), "{}", e.path);
+        }
     }
 }

@@ -158,6 +158,9 @@ pub enum RecoveryStartFrom {
     /// the matching restartpoint, so its files on disk (data files, `pg_xact`) may predate
     /// the common redo point and replay must begin where theirs does.
     SourceRestartpoint,
+    /// A full build: the source's checkpoint as its control file named it when the copy
+    /// began (after the backup's checkpoint), every file copied after it.
+    SourceCheckpoint,
 }
 
 impl RecoveryStart {
@@ -235,12 +238,16 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Summary.
     pub totals: Totals,
+    /// A full build: every file copied from the source, recovery from the source's checkpoint
+    /// (`checkpoint`) taken when the copy began.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 impl Plan {
     /// Whether anything needs doing.
     pub fn rewind_required(&self) -> bool {
-        self.divergence.is_some()
+        self.divergence.is_some() || self.full
     }
 
     /// The plan as pretty JSON.
@@ -248,15 +255,10 @@ impl Plan {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// The plan for people: the divergence, then one line per acted-on path.
-    pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "source: {}\ntarget: {}\nmajor: {}",
-            self.source, self.target, self.flavor
-        );
+    /// The divergence and the checkpoint recovery starts from.
+    fn write_start(&self, s: &mut String) {
         match &self.divergence {
+            None if self.full => s.push_str("full build: every file copied from the source\n"),
             None => s.push_str("no rewind required\n"),
             Some(d) => {
                 let _ = writeln!(
@@ -268,13 +270,30 @@ impl Plan {
                 );
             }
         }
-        if let Some(c) = &self.checkpoint {
+        if let Some(c) = self.checkpoint.as_ref().filter(|_| self.full) {
+            let _ = writeln!(
+                s,
+                "recovery starts at the source's checkpoint at {} on timeline {}, redo {}",
+                c.lsn, c.tli, c.redo
+            );
+        } else if let Some(c) = &self.checkpoint {
             let _ = writeln!(
                 s,
                 "rewinding from last common checkpoint at {} on timeline {}, redo {}",
                 c.lsn, c.tli, c.redo
             );
         }
+    }
+
+    /// The plan for people: the divergence, then one line per acted-on path.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "source: {}\ntarget: {}\nmajor: {}",
+            self.source, self.target, self.flavor
+        );
+        self.write_start(&mut s);
         if let Some(w) = &self.wal {
             let r = &w.recovery_start;
             if r.from == RecoveryStartFrom::SourceRestartpoint {
@@ -426,6 +445,9 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
     let mut visit = |mut e: FileEntry| -> Result<()> {
         e.is_rel_main = is_rel_main(&e.path);
         let action = match filemap::wal_segment_name(&e.path, &wal.wal_dir) {
+            // A full build streams all the WAL recovery reads: none of the target's stays.
+            Some(_) if policy.full && e.target.is_some() => Action::Remove,
+            Some(_) if policy.full => Action::None,
             Some(name) => filemap::decide_wal_segment(&e, name, wal),
             None => filemap::decide_action(&e, policy)?,
         };

@@ -72,6 +72,7 @@ pub(super) fn build(
     let policy = Policy {
         keep_config: opts.keep_config,
         flavor: target.flavor(),
+        full: false,
     };
     let (files, totals) = crate::plan::build_files(FileMapInput {
         source: source_files,

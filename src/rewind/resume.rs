@@ -74,6 +74,7 @@ pub(super) fn completed(
         wal: None,
         files: Vec::new(),
         totals: Default::default(),
+        full: false,
         ..plan
     };
     Ok(Prepared::nothing_to_do(plan, target, conn, &opts))
