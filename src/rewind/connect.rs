@@ -29,33 +29,35 @@ pub(crate) struct Connected {
     pub control: ControlFile,
 }
 
+/// What the source is opened for: its checks differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Build {
+    /// All of them.
+    Incremental,
+    /// All but the target's checksums or `wal_log_hints`, which only finding the target's
+    /// changed blocks needs.
+    Full,
+}
+
 /// Opens the source (the caller's `given` one, else what `opts.source` names; `peer` is set to
-/// its description, for errors) and checks it against `target`.
+/// its description, for errors) and checks it against `target` for a `build`.
 pub(super) fn open(
     opts: &Options,
     given: Option<Box<dyn Source + Send>>,
     peer: &mut Option<String>,
     target: &mut TargetCluster,
+    build: Build,
     rep: &mut dyn Reporter,
 ) -> Result<Connected> {
     let mut conn = open_unchecked(opts, given, peer, target, rep)?;
-    check_compatible(opts, target.control(), &conn.control, conn.source.as_mut())?;
-    needs_conninfo(opts, &conn)?;
-    Ok(conn)
-}
-
-/// [`open`] for a full build: the same checks but the target's checksums or `wal_log_hints`,
-/// which only finding the target's changed blocks needs.
-pub(super) fn open_for_full(
-    opts: &Options,
-    given: Option<Box<dyn Source + Send>>,
-    peer: &mut Option<String>,
-    target: &mut TargetCluster,
-    rep: &mut dyn Reporter,
-) -> Result<Connected> {
-    let mut conn = open_unchecked(opts, given, peer, target, rep)?;
-    check_identity(target.control(), &conn.control)?;
-    check_source(opts, &conn.control, conn.source.as_mut())?;
+    let (t, src) = (target.control(), conn.source.as_mut());
+    match build {
+        Build::Incremental => check_compatible(opts, t, &conn.control, src)?,
+        Build::Full => {
+            check_identity(t, &conn.control)?;
+            check_source(opts, &conn.control, src)?;
+        }
+    }
     needs_conninfo(opts, &conn)?;
     Ok(conn)
 }

@@ -165,7 +165,12 @@ fn prepare_files(
         crate::failpoint::hit("truncate-remove");
     }
     for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
-        target.truncate(&f.path, 0)?;
+        // A full build replaces the target's files by new ones (the first chunk creates each)
+        // rather than freeing and allocating their blocks again.
+        match plan.full && f.target.is_some() && f.bytes > 0 {
+            true => target.remove_file(&f.path, true)?,
+            false => target.truncate(&f.path, 0)?,
+        }
     }
     Ok(())
 }

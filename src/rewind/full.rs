@@ -16,7 +16,7 @@
 //! The recovery start is the checkpoint in the source's control file as read after that and
 //! before any file is copied, so every file copied is at least as new as its redo point.
 
-use super::connect;
+use super::connect::{self, Build};
 use super::options::Options;
 use super::plan::{list_both, wal_plan};
 use super::prepared::{Prepared, RunSettings};
@@ -44,7 +44,7 @@ pub(super) fn prepare(
     rep: &mut dyn Reporter,
 ) -> Result<Prepared> {
     let mut target = open_target(&opts, resumed.is_some())?;
-    let mut conn = connect::open_for_full(&opts, given, peer, &mut target, rep)?;
+    let mut conn = connect::open(&opts, given, peer, &mut target, Build::Full, rep)?;
     if !opts.dry_run {
         if let Some(lsn) = conn.source.backup_start(LABEL)? {
             rep.info(&format!(

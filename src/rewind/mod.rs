@@ -90,7 +90,14 @@ fn phases(
     // 1. The target.
     let mut target = inspect::target(&opts, rep)?;
     // 2. The source, and whether the two fit.
-    let mut conn = connect::open(&opts, given, peer, &mut target, rep)?;
+    let mut conn = connect::open(
+        &opts,
+        given,
+        peer,
+        &mut target,
+        connect::Build::Incremental,
+        rep,
+    )?;
     let base = Plan {
         source: conn.source.describe(),
         target: opts.target.display().to_string(),

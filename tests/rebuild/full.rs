@@ -5,33 +5,32 @@
 //! build killed mid-copy, which leaves a directory PostgreSQL refuses to start and which the
 //! next run completes.
 
+use crate::support::run::{self, s};
 use crate::support::scenario::*;
 use crate::support::*;
-use std::process::Command;
 
 const FALLBACK: &str = "falling back to a full build: ";
 
+/// Runs gsbuild with `failpoint` armed (or none): (exit code, None when killed; stdout;
+/// stderr).
 fn gsbuild(args: &[String], failpoint: Option<&str>) -> (Option<i32>, String, String) {
-    let mut cmd = Command::new(gsbuild_bin());
-    cmd.args(args).env_remove("GSBUILD_FAILPOINT");
-    if let Some(f) = failpoint {
-        cmd.env("GSBUILD_FAILPOINT", f);
-    }
-    let out = cmd.output().expect("run gsbuild");
-    let (so, se) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    eprintln!("gsbuild {args:?} {failpoint:?} → {}\n{se}", out.status);
-    (out.status.code(), so, se)
-}
-
-fn s(p: impl AsRef<std::ffi::OsStr>) -> String {
-    p.as_ref().to_string_lossy().into_owned()
+    let env: Vec<(&str, &str)> = failpoint
+        .map(|f| ("GSBUILD_FAILPOINT", f))
+        .into_iter()
+        .collect();
+    let run = run::gsbuild(args, &env, std::time::Duration::from_secs(300));
+    eprintln!("gsbuild {args:?} {failpoint:?} → {run}");
+    assert!(!run.hung, "{run}");
+    (run.code, run.stdout, run.stderr)
 }
 
 /// `gsbuild -D target --source-server source --ctl pg_ctl --format json` and `extra`.
-fn args(pg: &PgInstall, target: &Cluster, source: &Cluster, extra: &[&str]) -> Vec<String> {
+pub(crate) fn args(
+    pg: &PgInstall,
+    target: &Cluster,
+    source: &Cluster,
+    extra: &[&str],
+) -> Vec<String> {
     let mut a = vec![
         "-D".into(),
         s(target.datadir()),
