@@ -43,6 +43,7 @@ use crate::lsn::{Lsn, TimeLineId};
 use crate::plan::Plan;
 use crate::source::Source;
 use crate::target::TargetDir;
+use connect::Build;
 
 /// Phases 0–5: everything up to the plan. The target is not modified (except by crash
 /// recovery, see the module documentation).
@@ -90,14 +91,7 @@ fn phases(
     // 1. The target.
     let mut target = inspect::target(&opts, rep)?;
     // 2. The source, and whether the two fit.
-    let mut conn = connect::open(
-        &opts,
-        given,
-        peer,
-        &mut target,
-        connect::Build::Incremental,
-        rep,
-    )?;
+    let mut conn = connect::open(&opts, given, peer, &mut target, Build::Incremental, rep)?;
     let base = Plan {
         source: conn.source.describe(),
         target: opts.target.display().to_string(),
