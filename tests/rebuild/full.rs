@@ -10,6 +10,9 @@ use crate::support::scenario::*;
 use crate::support::*;
 
 const FALLBACK: &str = "falling back to a full build: ";
+/// The end of the reason when the target's WAL is gone and the source's too.
+const SOURCE_WAL_GONE: &str =
+    "with --changed-blocks=page-lsn: could not find a checkpoint record before the divergence point";
 
 /// Runs gsbuild with `failpoint` armed (or none): (exit code, None when killed; stdout;
 /// stderr).
@@ -83,6 +86,7 @@ fn assert_rebuilt(out: &str, old: &mut Cluster, new: &Cluster) {
     verify_standby(new, old);
     assert_lost_gone(old);
     assert!(!old.datadir().join("gsbuild.journal").exists());
+    assert!(!old.datadir().join("gsbuild-trash").exists());
 }
 
 /// `-b full` (or `-b auto`, which must fall back) on a target whose WAL is gone everywhere:
@@ -92,6 +96,19 @@ pub(crate) fn full_without_wal(major: u32, mode: &str) {
     let Some(pg) = install(major) else { return };
     let (mut old, new, _archive) = pair_without_wal_anywhere(&pg, &format!("full-{mode}"));
     old.append_conf("# the target's own line, kept by a full build\n");
+    // -b check's verdict is what -b auto does, for the same reason.
+    let check = args(&pg, &old, &new, &["-b", "check"]);
+    let (code, verdict, _) = gsbuild(
+        &check[..4]
+            .iter()
+            .chain(&check[8..])
+            .cloned()
+            .collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(code, Some(3), "{verdict}");
+    assert!(verdict.starts_with("needs full build: "), "{verdict}");
+    assert!(verdict.contains(SOURCE_WAL_GONE), "{verdict}");
     // A running target is stopped first (immediate shutdown for a full build).
     old.start();
     let (code, out, err) = gsbuild(&args(&pg, &old, &new, &["-b", mode]), None);
@@ -105,10 +122,7 @@ pub(crate) fn full_without_wal(major: u32, mode: &str) {
         "auto" => {
             assert_eq!(fallbacks.len(), 1, "{err}");
             eprintln!("fallback line: {}", fallbacks[0]);
-            assert!(
-                fallbacks[0].contains("with --changed-blocks=page-lsn"),
-                "{err}"
-            );
+            assert!(fallbacks[0].contains(SOURCE_WAL_GONE), "{err}");
         }
         _ => assert!(fallbacks.is_empty(), "{err}"),
     }
