@@ -137,7 +137,7 @@ pub fn check(mut opts: Options, ctl: Option<&Path>, rep: &mut dyn Reporter) -> R
             );
             Ok(d)
         }
-        Ok(Attempt::NeedsFull(reason)) => Ok(Diagnosis::new(Verdict::NeedsFullBuild, reason)),
+        Ok(Attempt::NeedsFull(reason, _)) => Ok(Diagnosis::new(Verdict::NeedsFullBuild, reason)),
         Err(e) if classify(&e) == Fallback::CannotBuild => {
             Ok(Diagnosis::new(Verdict::CannotBuild, e.to_string()))
         }

@@ -8,7 +8,9 @@
 
 use super::options::{BuildMode, ChangedBlocks, Options};
 use super::prepared::Prepared;
+use crate::cluster::TargetCluster;
 use crate::error::{Error, Result};
+use crate::flavor::Product;
 use crate::reporter::Reporter;
 
 /// What a planning failure means for the build.
@@ -54,8 +56,8 @@ fn cannot_build(message: &str) -> bool {
 pub enum Attempt {
     /// Planned; with the page-LSN method when the target's WAL was gone (`true`).
     Planned(Box<Prepared>, bool),
-    /// An incremental build cannot work, for this reason (one line).
-    NeedsFull(String),
+    /// An incremental build cannot work, for this reason (one line); the error that says so.
+    NeedsFull(String, Box<Error>),
 }
 
 /// Plans an incremental build of `opts` (with `--changed-blocks=page-lsn` when the target's WAL
@@ -79,16 +81,19 @@ pub fn try_incremental(opts: &Options, rep: &mut dyn Reporter) -> Result<Attempt
         // The target's WAL is gone: whether the page-LSN method can do without it decides.
         return match super::prepare(opts, rep) {
             Ok(prep) => Ok(Attempt::Planned(Box::new(prep), true)),
-            Err(e) if classify(&e) == Fallback::Full => Ok(Attempt::NeedsFull(format!(
-                "{}; with --changed-blocks=page-lsn: {}",
-                one_line(&err),
-                one_line(&e)
-            ))),
+            Err(e) if classify(&e) == Fallback::Full => Ok(Attempt::NeedsFull(
+                format!(
+                    "{}; with --changed-blocks=page-lsn: {}",
+                    one_line(&err),
+                    one_line(&e)
+                ),
+                Box::new(err),
+            )),
             Err(e) => Err(e),
         };
     }
     match classify(&err) {
-        Fallback::Full => Ok(Attempt::NeedsFull(one_line(&err))),
+        Fallback::Full => Ok(Attempt::NeedsFull(one_line(&err), Box::new(err))),
         _ => Err(err),
     }
 }
@@ -110,7 +115,9 @@ pub(super) fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared>
             }
             Ok(*prep)
         }
-        Attempt::NeedsFull(reason) => {
+        // gsbuild builds no openGauss node in full: its incremental error stands.
+        Attempt::NeedsFull(_, e) if is_opengauss(&opts) => Err(*e),
+        Attempt::NeedsFull(reason, _) => {
             rep.info(&format!(
                 "an incremental build cannot work, falling back to a full build: {reason}"
             ));
@@ -121,6 +128,15 @@ pub(super) fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared>
             super::prepare(opts, rep)
         }
     }
+}
+
+/// Whether the target is an openGauss node (by its control file, or the one an interrupted
+/// rebuild set aside).
+fn is_opengauss(opts: &Options) -> bool {
+    let open = |control| TargetCluster::open_with_control(&opts.target, None, control);
+    open(crate::journal::CONTROL_FILE)
+        .or_else(|_| open(crate::journal::CONTROL_ASIDE))
+        .is_ok_and(|t| t.flavor().product() == Product::OpenGauss)
 }
 
 /// `e` on one line.
