@@ -143,3 +143,36 @@ fn is_opengauss(opts: &Options) -> bool {
 pub fn one_line(e: &Error) -> String {
     e.to_string().lines().collect::<Vec<_>>().join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_a_full_build_repairs_falls_back() {
+        let inc = |m: &str| Error::Incompatible(m.into());
+        assert_eq!(
+            classify(&inc(
+                "target server needs to use either data checksums or \"wal_log_hints = on\""
+            )),
+            Fallback::Full
+        );
+        for m in [
+            "source and target clusters are from different systems (system identifiers 1 and 2)",
+            "clusters are not compatible: source is PostgreSQL 16 (catalog version 1), target is PostgreSQL 15 (catalog version 2)",
+        ] {
+            assert_eq!(classify(&inc(m)), Fallback::CannotBuild, "{m}");
+        }
+        let connection = Error::Connect {
+            peer: "host=x".into(),
+            message: "connection refused".into(),
+        };
+        assert_eq!(classify(&connection), Fallback::Error);
+        assert_eq!(classify(&Error::Usage("x".into())), Fallback::Error);
+    }
+
+    #[test]
+    fn a_reason_is_one_line() {
+        assert_eq!(one_line(&Error::Usage("a\nb".into())), "a; b");
+    }
+}

@@ -227,8 +227,12 @@ fn execute_phases(prep: &mut Prepared, rep: &mut dyn Reporter) -> Result<Outcome
     };
     // 6. Files, blocks and WAL.
     let t = execute::run(prep, &mut target, rep)?;
-    // A full build's backup mode on the source ends once everything is copied.
-    prep.source.backup_stop()?;
+    // A full build's backup mode on the source ends once everything is copied. Nothing here
+    // depends on it (recovery ends at the position taken after the copy), so a failure only
+    // leaves the server to abort the backup when the session ends.
+    if let Err(e) = prep.source.backup_stop() {
+        tracing::warn!("could not end the backup on the source: {e}");
+    }
     // 7. The finish.
     finish::run(prep, &mut target, &t, rep)?;
     Ok(Outcome {
