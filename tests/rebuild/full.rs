@@ -183,21 +183,28 @@ pub(crate) fn auto_refuses_another_system(major: u32) {
     other.stop();
 }
 
-/// A full build killed (SIGKILL) in the middle of the copy: the directory refuses to start, and
-/// running gsbuild again (auto, the default) builds it in full to the end.
+/// A full build killed (SIGKILL) in the middle of the copy, and its re-run killed after the
+/// sync: each time the directory refuses to start, and running gsbuild again (auto, the
+/// default) builds it in full to the end.
 pub(crate) fn full_killed_then_completed(major: u32) {
     let Some(pg) = install(major) else { return };
     let (mut old, new, _archive) = pair_without_wal_anywhere(&pg, "full-kill");
-    let a = args(&pg, &old, &new, &["-b", "full"]);
-    let (code, _, err) = gsbuild(&a, Some("copy-chunk:5"));
-    assert_eq!(code, None, "gsbuild was to be killed: {err}");
-    assert!(old.datadir().join("gsbuild.journal").exists());
-    assert!(!old.datadir().join("global/pg_control").exists());
-    assert!(!old.starts(), "a half-built target started");
-    new.psql(
-        "postgres",
-        "INSERT INTO common SELECT g, 'after the kill' FROM generate_series(30001, 30100) g",
-    );
+    // Killed in the middle of the copy, then (the re-run, in the default mode) after everything
+    // but pg_control was written and synced.
+    for (first, mode, failpoint) in [(30001, "full", "copy-chunk:5"), (40001, "auto", "synced")] {
+        let (code, _, err) = gsbuild(&args(&pg, &old, &new, &["-b", mode]), Some(failpoint));
+        assert_eq!(code, None, "gsbuild was to be killed at {failpoint}: {err}");
+        assert!(old.datadir().join("gsbuild.journal").exists());
+        assert!(!old.datadir().join("global/pg_control").exists());
+        assert!(
+            !old.starts(),
+            "a half-built target started after {failpoint}"
+        );
+        new.psql(
+            "postgres",
+            &format!("INSERT INTO common SELECT g, 'after a kill' FROM generate_series({first}, {first} + 99) g"),
+        );
+    }
     let (code, out, err) = gsbuild(&args(&pg, &old, &new, &[]), None);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("in full again"), "{err}");
