@@ -259,6 +259,7 @@ mod tests {
             wal: None,
             files: Vec::new(),
             totals: Default::default(),
+            full: false,
         }
     }
 

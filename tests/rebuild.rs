@@ -7,6 +7,8 @@ mod support;
 
 #[path = "rebuild/check.rs"]
 mod check;
+#[path = "rebuild/full.rs"]
+mod full;
 #[path = "rebuild/lifecycle.rs"]
 mod lifecycle;
 #[path = "rebuild/matrix.rs"]

@@ -4,11 +4,11 @@
 //! made is one verdict.
 
 use super::{target_flavor, ServerCtl};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::journal::{self, State as JournalState};
 use crate::lsn::{human_bytes, Lsn, TimeLineId};
 use crate::reporter::Reporter;
-use crate::rewind::{ChangedBlocks, Options};
+use crate::rewind::{classify, Attempt, Fallback, Options};
 use serde::Serialize;
 use std::path::Path;
 
@@ -96,7 +96,10 @@ pub fn check(mut opts: Options, ctl: Option<&Path>, rep: &mut dyn Reporter) -> R
     let flavor = target_flavor(&opts.target)?;
     if let Ok(JournalState::Interrupted(j)) = journal::inspect(&opts.target) {
         return Ok(Diagnosis::new(
-            Verdict::NeedsIncrementalBuild,
+            match j.plan.full {
+                true => Verdict::NeedsFullBuild,
+                false => Verdict::NeedsIncrementalBuild,
+            },
             format!("a rebuild started at {} is unfinished and the directory will not start until it is: run the same build again to finish it", j.started),
         ));
     }
@@ -124,24 +127,22 @@ pub fn check(mut opts: Options, ctl: Option<&Path>, rep: &mut dyn Reporter) -> R
     }
     opts.dry_run = true;
     opts.diagnose = true;
-    let err = match crate::rewind::prepare(opts.clone(), rep) {
-        Ok(prep) => return Ok(from_plan(&prep.plan)),
-        Err(e) => e,
-    };
-    // Without the target's WAL after the common checkpoint, the page-LSN method may still
-    // find what the target changed.
-    if opts.changed_blocks == ChangedBlocks::Wal && crate::rewind::target_wal_missing(&err) {
-        rep.info(&format!("{err}; trying --changed-blocks=page-lsn"));
-        opts.changed_blocks = ChangedBlocks::PageLsn;
-        if let Ok(prep) = crate::rewind::prepare(opts, rep) {
+    // The same decision as -b auto's.
+    match crate::rewind::try_incremental(&opts, rep) {
+        Ok(Attempt::Planned(prep, false)) => Ok(from_plan(&prep.plan)),
+        Ok(Attempt::Planned(prep, true)) => {
             let mut d = from_plan(&prep.plan);
             d.reason.push_str(
                 " with --changed-blocks=page-lsn (the target's WAL after the common checkpoint is gone)",
             );
-            return Ok(d);
+            Ok(d)
         }
+        Ok(Attempt::NeedsFull(reason, _)) => Ok(Diagnosis::new(Verdict::NeedsFullBuild, reason)),
+        Err(e) if classify(&e) == Fallback::CannotBuild => {
+            Ok(Diagnosis::new(Verdict::CannotBuild, e.to_string()))
+        }
+        Err(e) => Err(e),
     }
-    diagnose_error(err)
 }
 
 fn from_plan(plan: &crate::plan::Plan) -> Diagnosis {
@@ -166,35 +167,4 @@ fn from_plan(plan: &crate::plan::Plan) -> Diagnosis {
     d.timeline = Some(div.tli);
     d.bytes_to_copy = Some(plan.totals.bytes_to_copy);
     d
-}
-
-/// A planning failure as a verdict: what only a full build repairs, what nothing repairs from
-/// this source; errors that are neither (connections, I/O) stay errors.
-fn diagnose_error(e: Error) -> Result<Diagnosis> {
-    let full = |e: &Error| Ok(Diagnosis::new(Verdict::NeedsFullBuild, e.to_string()));
-    match &e {
-        Error::WalRemoved { .. }
-        | Error::Wal { .. }
-        | Error::WalUse { .. }
-        | Error::History { .. } => full(&e),
-        Error::Incompatible(m) if cannot_build(m) => {
-            Ok(Diagnosis::new(Verdict::CannotBuild, e.to_string()))
-        }
-        Error::Incompatible(_) => full(&e),
-        _ => Err(e),
-    }
-}
-
-/// Refusals that a full build from the same source would meet too: another product or
-/// version, another system, a source that is not a newer primary, the same directory.
-fn cannot_build(message: &str) -> bool {
-    [
-        "clusters are not compatible",
-        "different systems",
-        "is newer than the source's term",
-        "are the same",
-        "gsbuild supports only",
-    ]
-    .iter()
-    .any(|m| message.contains(m))
 }

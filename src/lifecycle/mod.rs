@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::flavor::Flavor;
 use crate::plan::Plan;
 use crate::reporter::Reporter;
-use crate::rewind::{Options, Outcome, SourceSpec};
+use crate::rewind::{BuildMode, Options, Outcome, SourceSpec};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -91,11 +91,16 @@ pub fn repair(mut opts: Options, how: &Repair, rep: &mut dyn Reporter) -> Result
             )));
         }
         check_may_stop(&opts, how, rep)?;
+        // A full build keeps nothing of the target: no need to wait for a checkpoint.
+        let (mode, how_said) = match opts.build {
+            BuildMode::Full => (StopMode::Immediate, " (immediate shutdown)"),
+            _ => (StopMode::Fast, ""),
+        };
         rep.info(&format!(
-            "stopping the running server of \"{}\"",
+            "stopping the running server of \"{}\"{how_said}",
             opts.target.display()
         ));
-        ctl()?.stop(StopMode::Fast)?;
+        ctl()?.stop(mode)?;
         stopped = true;
     }
     // The rebuilt target follows the source: a PostgreSQL one learns it from standby.signal

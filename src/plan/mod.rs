@@ -170,6 +170,9 @@ pub enum RecoveryStartFrom {
     /// the matching restartpoint, so its files on disk (data files, `pg_xact`) may predate
     /// the common redo point and replay must begin where theirs does.
     SourceRestartpoint,
+    /// A full build: the source's checkpoint as its control file named it when the copy
+    /// began (after the backup's checkpoint), every file copied after it.
+    SourceCheckpoint,
 }
 
 impl RecoveryStart {
@@ -252,12 +255,16 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Summary.
     pub totals: Totals,
+    /// A full build: every file copied from the source, recovery from the source's checkpoint
+    /// (`checkpoint`) taken when the copy began.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 impl Plan {
     /// Whether anything needs doing.
     pub fn rewind_required(&self) -> bool {
-        self.divergence.is_some()
+        self.divergence.is_some() || self.full
     }
 
     /// The plan as pretty JSON.
@@ -363,6 +370,9 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
     let mut visit = |mut e: FileEntry| -> Result<()> {
         e.is_rel_main = is_rel_main(&e.path);
         let action = match filemap::wal_segment_name(&e.path, &wal.wal_dir) {
+            // A full build streams all the WAL recovery reads: none of the target's stays.
+            Some(_) if policy.full && e.target.is_some() => Action::Remove,
+            Some(_) if policy.full => Action::None,
             Some(name) => filemap::decide_wal_segment(&e, name, wal),
             None => filemap::decide_action(&e, policy)?,
         };

@@ -5,6 +5,36 @@ use crate::lsn::human_bytes;
 use std::fmt::Write as _;
 
 impl Plan {
+    /// The divergence and the checkpoint recovery starts from.
+    fn write_start(&self, s: &mut String) {
+        match &self.divergence {
+            None if self.full => s.push_str("full build: every file copied from the source\n"),
+            None => s.push_str("no rewind required\n"),
+            Some(d) => {
+                let _ = writeln!(
+                    s,
+                    "servers diverged at WAL location {} on timeline {} ({})",
+                    d.lsn,
+                    d.tli,
+                    d.method.as_str()
+                );
+            }
+        }
+        if let Some(c) = self.checkpoint.as_ref().filter(|_| self.full) {
+            let _ = writeln!(
+                s,
+                "recovery starts at the source's checkpoint at {} on timeline {}, redo {}",
+                c.lsn, c.tli, c.redo
+            );
+        } else if let Some(c) = &self.checkpoint {
+            let _ = writeln!(
+                s,
+                "rewinding from last common checkpoint at {} on timeline {}, redo {}",
+                c.lsn, c.tli, c.redo
+            );
+        }
+    }
+
     /// The plan's WAL and replay lines of [`Plan::to_text`].
     fn write_wal_text(&self, s: &mut String) {
         if let Some(w) = &self.wal {
@@ -46,25 +76,7 @@ impl Plan {
             "source: {}\ntarget: {}\nmajor: {}",
             self.source, self.target, self.flavor
         );
-        match &self.divergence {
-            None => s.push_str("no rewind required\n"),
-            Some(d) => {
-                let _ = writeln!(
-                    s,
-                    "servers diverged at WAL location {} on timeline {} ({})",
-                    d.lsn,
-                    d.tli,
-                    d.method.as_str()
-                );
-            }
-        }
-        if let Some(c) = &self.checkpoint {
-            let _ = writeln!(
-                s,
-                "rewinding from last common checkpoint at {} on timeline {}, redo {}",
-                c.lsn, c.tli, c.redo
-            );
-        }
+        self.write_start(&mut s);
         self.write_wal_text(&mut s);
         for f in &self.files {
             // A file left alone but for its changed blocks reads as what happens to it.

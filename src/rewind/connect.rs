@@ -29,23 +29,47 @@ pub(crate) struct Connected {
     pub control: ControlFile,
 }
 
+/// What the source is opened for: its checks differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Build {
+    /// All of them.
+    Incremental,
+    /// All but the target's checksums or `wal_log_hints`, which only finding the target's
+    /// changed blocks needs.
+    Full,
+}
+
 /// Opens the source (the caller's `given` one, else what `opts.source` names; `peer` is set to
-/// its description, for errors) and checks it against `target`.
+/// its description, for errors) and checks it against `target` for a `build`.
 pub(super) fn open(
     opts: &Options,
     given: Option<Box<dyn Source + Send>>,
     peer: &mut Option<String>,
     target: &mut TargetCluster,
+    build: Build,
     rep: &mut dyn Reporter,
 ) -> Result<Connected> {
     let mut conn = open_unchecked(opts, given, peer, target, rep)?;
-    check_compatible(opts, target.control(), &conn.control, conn.source.as_mut())?;
+    let (t, src) = (target.control(), conn.source.as_mut());
+    match build {
+        Build::Incremental => check_compatible(opts, t, &conn.control, src)?,
+        Build::Full => {
+            check_identity(t, &conn.control)?;
+            check_source(opts, &conn.control, src)?;
+        }
+    }
+    needs_conninfo(opts, &conn)?;
+    Ok(conn)
+}
+
+/// `-R` writes the connection string of a server source.
+fn needs_conninfo(opts: &Options, conn: &Connected) -> Result<()> {
     if opts.write_recovery_conf && conn.conninfo.is_none() {
         return Err(Error::Usage(
             "--write-recovery-conf requires --source-server".into(),
         ));
     }
-    Ok(conn)
+    Ok(())
 }
 
 /// The source, opened but not checked, and its control file (for a run that only has to say
@@ -71,7 +95,10 @@ pub(super) fn open_unchecked(
 }
 
 /// The source's control file.
-fn source_control(source: &mut dyn Source, target: &TargetCluster) -> Result<ControlFile> {
+pub(super) fn source_control(
+    source: &mut dyn Source,
+    target: &TargetCluster,
+) -> Result<ControlFile> {
     ControlFile::decode(&source.fetch_file(target.flavor().table().control_file)?).map_err(|kind| {
         Error::Control {
             path: format!("{} global/pg_control", source.describe()).into(),
@@ -148,6 +175,27 @@ fn check_compatible(
     source: &ControlFile,
     src: &mut dyn Source,
 ) -> Result<()> {
+    check_identity(target, source)?;
+    let table = target.flavor.table();
+    if table.requires_hint_logging && target.data_checksum_version == 0 && !target.wal_log_hints {
+        return Err(Error::Incompatible(
+            "target server needs to use either data checksums or \"wal_log_hints = on\"".into(),
+        ));
+    }
+    check_source(opts, source, src)
+}
+
+/// The source's term, and the source itself (stopped, or live), fit the target.
+fn check_source(opts: &Options, source: &ControlFile, src: &mut dyn Source) -> Result<()> {
+    check_term(opts, src, source.flavor.table().term_file)?;
+    match &opts.source {
+        SourceSpec::Local(dir) => check_stopped_source(dir, &opts.target, source),
+        _ => check_running_source(src, &opts.target, source.flavor.table().full_page_settings),
+    }
+}
+
+/// The same product and version, and the same system (one `initdb`).
+fn check_identity(target: &ControlFile, source: &ControlFile) -> Result<()> {
     // The flavor first: clusters of two majors do not share a system identifier (even
     // pg_upgrade's new cluster has initdb's own), and "PostgreSQL 16 vs 15" says more than two
     // identifiers would.
@@ -165,17 +213,7 @@ fn check_compatible(
             source.system_identifier, target.system_identifier
         )));
     }
-    let table = target.flavor.table();
-    if table.requires_hint_logging && target.data_checksum_version == 0 && !target.wal_log_hints {
-        return Err(Error::Incompatible(
-            "target server needs to use either data checksums or \"wal_log_hints = on\"".into(),
-        ));
-    }
-    check_term(opts, src, table.term_file)?;
-    match &opts.source {
-        SourceSpec::Local(dir) => check_stopped_source(dir, &opts.target, source),
-        _ => check_running_source(src, &opts.target, table.full_page_settings),
-    }
+    Ok(())
 }
 
 /// A product that fences failovers with a term (openGauss): the source's must not be older

@@ -74,7 +74,7 @@ pub(super) fn run(
         )?;
         return Ok(t);
     }
-    prepare_files(&prep.plan, creates, target)?;
+    let emptying = prepare_files(&prep.plan, creates, target)?;
     // Every byte range in one batch through the source, the WAL alongside.
     let t = transfer::copy_and_stream(
         prep.source.as_mut(),
@@ -85,6 +85,11 @@ pub(super) fn run(
         pace,
         rep,
     )?;
+    if let Some(thread) = emptying {
+        thread
+            .join()
+            .map_err(|_| Error::Usage(format!("removing \"{TRASH}\" failed")))??;
+    }
     // Durable before the journal says so: a resumed run skips them.
     target.sync()?;
     journal.files_done = true;
@@ -142,7 +147,7 @@ fn prepare_files(
     plan: &Plan,
     creates: Vec<(&PlannedFile, Option<String>)>,
     target: &mut TargetDir,
-) -> Result<()> {
+) -> Result<Option<std::thread::JoinHandle<Result<()>>>> {
     for (f, location) in creates {
         match location {
             Some(loc) => {
@@ -164,10 +169,56 @@ fn prepare_files(
         }
         crate::failpoint::hit("truncate-remove");
     }
+    let mut trash = Trash::new(plan.full, target)?;
     for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
-        target.truncate(&f.path, 0)?;
+        // A full build replaces the target's files by new ones (the first chunk creates each),
+        // the old ones removed alongside the copy.
+        match plan.full && f.target.is_some() && f.bytes > 0 {
+            true => trash.put(&f.path, target)?,
+            false => target.truncate(&f.path, 0)?,
+        }
     }
-    Ok(())
+    Ok(trash.empty_alongside())
+}
+
+/// Where a full build moves the target's files it replaces (`gsbuild-trash`, in the data
+/// directory): a rename each, and one thread removes them all while the copy runs. Left by a
+/// crash, it is a path only the target has, which the next (full) plan removes.
+struct Trash {
+    dir: Option<PathBuf>,
+    moved: u64,
+}
+
+/// The directory of [`Trash`], relative to the data directory.
+pub(super) const TRASH: &str = "gsbuild-trash";
+
+impl Trash {
+    fn new(full: bool, target: &mut TargetDir) -> Result<Trash> {
+        if full {
+            target.create_dir(TRASH)?;
+        }
+        Ok(Trash {
+            dir: full.then(|| target.root().join(TRASH)),
+            moved: 0,
+        })
+    }
+
+    /// Moves `rel` into the trash, or removes it when it cannot be moved.
+    fn put(&mut self, rel: &str, target: &mut TargetDir) -> Result<()> {
+        self.moved += 1;
+        if !target.move_aside(rel, &format!("{TRASH}/{}", self.moved))? {
+            target.remove_file(rel, true)?;
+        }
+        Ok(())
+    }
+
+    /// Starts removing the trash on a thread of its own; its handle, to wait for.
+    fn empty_alongside(self) -> Option<std::thread::JoinHandle<Result<()>>> {
+        let dir = self.dir?;
+        Some(std::thread::spawn(move || {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove directory", &dir, e))
+        }))
+    }
 }
 
 /// Where a tablespace the target lacks is created: the source's location, or its mapping. The

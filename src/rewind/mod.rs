@@ -15,12 +15,14 @@
 //! recovery of an uncleanly stopped target (phase 1), which `ensure_shutdown = false` refuses;
 //! [`execute`] runs phases 6–7; [`run`] does both.
 
+mod auto;
 mod build_state;
 mod changed_blocks;
 mod connect;
 mod divergence;
 mod execute;
 mod finish;
+mod full;
 mod hints;
 mod inspect;
 mod options;
@@ -30,8 +32,9 @@ mod resume;
 mod source_wal;
 
 pub use crate::reporter::{Reporter, TracingReporter};
+pub use auto::{classify, one_line, try_incremental, Attempt, Fallback};
 pub use hints::{hints, target_wal_missing};
-pub use options::{ChangedBlocks, Options, SourceSpec};
+pub use options::{BuildMode, ChangedBlocks, Options, SourceSpec};
 use prepared::RunSettings;
 pub use prepared::{Outcome, Prepared};
 
@@ -40,6 +43,7 @@ use crate::lsn::{Lsn, TimeLineId};
 use crate::plan::Plan;
 use crate::source::Source;
 use crate::target::TargetDir;
+use connect::Build;
 
 /// Phases 0–5: everything up to the plan. The target is not modified (except by crash
 /// recovery, see the module documentation).
@@ -80,15 +84,14 @@ fn phases(
     rep: &mut dyn Reporter,
 ) -> Result<Prepared> {
     // 0. An interrupted rebuild is finished before anything else.
-    match resume::start(&opts, rep)? {
-        resume::Start::Interrupted(j) => return resume::prepare(opts, given, peer, *j, rep),
-        resume::Start::Completed(j) => return resume::completed(opts, given, peer, j.plan, rep),
-        resume::Start::Fresh => {}
+    let mut given = given;
+    if let Some(prep) = earlier_rebuild(&opts, &mut given, peer, rep)? {
+        return Ok(prep);
     }
     // 1. The target.
     let mut target = inspect::target(&opts, rep)?;
     // 2. The source, and whether the two fit.
-    let mut conn = connect::open(&opts, given, peer, &mut target, rep)?;
+    let mut conn = connect::open(&opts, given, peer, &mut target, Build::Incremental, rep)?;
     let base = Plan {
         source: conn.source.describe(),
         target: opts.target.display().to_string(),
@@ -98,6 +101,7 @@ fn phases(
         wal: None,
         files: Vec::new(),
         totals: Default::default(),
+        full: false,
     };
     // 3. Where the two sides parted.
     let found = divergence::find(&mut target, &mut conn, &opts, rep)?;
@@ -164,6 +168,37 @@ fn report_divergence(
     }
 }
 
+/// Phase 0, and a full build: the plan of an interrupted rebuild's resumption, of a full
+/// build (asked for, or an interrupted full build done again in full, whatever this run was
+/// asked to do), or `None` for a new incremental rebuild.
+fn earlier_rebuild(
+    opts: &Options,
+    given: &mut Option<Box<dyn Source + Send>>,
+    peer: &mut Option<String>,
+    rep: &mut dyn Reporter,
+) -> Result<Option<Prepared>> {
+    let full = opts.build == BuildMode::Full;
+    let start = resume::start(opts, rep)?;
+    if !full && matches!(start, resume::Start::Fresh) {
+        return Ok(None);
+    }
+    let (opts, given) = (opts.clone(), given.take());
+    let prep = match start {
+        resume::Start::Interrupted(j) if full || j.plan.full => {
+            rep.info(&format!(
+                "building \"{}\" in full again: the rebuild started at {} is unfinished",
+                opts.target.display(),
+                j.started
+            ));
+            full::prepare(opts, given, peer, Some(j), rep)?
+        }
+        resume::Start::Interrupted(j) => resume::prepare(opts, given, peer, *j, rep)?,
+        resume::Start::Completed(j) if !full => resume::completed(opts, given, peer, j.plan, rep)?,
+        _ => full::prepare(opts, given, peer, None, rep)?,
+    };
+    Ok(Some(prep))
+}
+
 /// Phases 6–7: carries out `prep.plan` on the target. Does nothing for a plan that needs no
 /// rewind.
 ///
@@ -202,6 +237,12 @@ fn execute_phases(prep: &mut Prepared, rep: &mut dyn Reporter) -> Result<Outcome
     };
     // 6. Files, blocks and WAL.
     let t = execute::run(prep, &mut target, rep)?;
+    // A full build's backup mode on the source ends once everything is copied. Nothing here
+    // depends on it (recovery ends at the position taken after the copy), so a failure only
+    // leaves the server to abort the backup when the session ends.
+    if let Err(e) = prep.source.backup_stop() {
+        tracing::warn!("could not end the backup on the source: {e}");
+    }
     // 7. The finish.
     finish::run(prep, &mut target, &t, rep)?;
     Ok(Outcome {
@@ -244,7 +285,10 @@ pub fn probe_source(opts: &Options, rep: &mut dyn Reporter) -> Result<SourceProb
 /// A whole rebuild: phases 0–5, then 6–7 unless it is a dry run or nothing needs doing.
 pub fn run(opts: Options, rep: &mut dyn Reporter) -> Result<(Plan, Option<Outcome>)> {
     let dry_run = opts.dry_run;
-    let prep = prepare(opts, rep)?;
+    let prep = match opts.build {
+        BuildMode::Auto => auto::prepare(opts, rep)?,
+        _ => prepare(opts, rep)?,
+    };
     let plan = prep.plan.clone();
     if dry_run || !plan.rewind_required() {
         return Ok((plan, None));

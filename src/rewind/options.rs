@@ -65,6 +65,22 @@ pub struct Options {
     /// At most this many bytes per second fetched from the source, files, blocks and WAL
     /// together (`--max-rate`); `None`: as fast as it goes.
     pub max_rate: Option<u64>,
+    /// Incremental, full, or incremental falling back to full (`-b`).
+    pub build: BuildMode,
+}
+
+/// How the target is rebuilt (`-b`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildMode {
+    /// Copy only what diverged (pg_rewind's method; the only one of its command line).
+    #[default]
+    Incremental,
+    /// Copy every file of the source into the emptied target, keeping the target's
+    /// configuration files (`gs_ctl build -b full`).
+    Full,
+    /// Incremental; full only when an incremental build cannot work, said in one line.
+    Auto,
 }
 
 /// How phase 4 finds the blocks the target changed after the divergence point.
@@ -102,6 +118,7 @@ impl Options {
             copy_rewritten_blocks: false,
             diagnose: false,
             max_rate: None,
+            build: BuildMode::Incremental,
         }
     }
 }

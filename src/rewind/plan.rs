@@ -73,6 +73,7 @@ pub(super) fn build(
         keep_config: opts.keep_config,
         flavor: target.flavor(),
         twophase_next_xid: common.start.next_xid,
+        full: false,
     };
     let (files, totals) = crate::plan::build_files(FileMapInput {
         source: source_files,

@@ -2,7 +2,7 @@
 //! resumed before anything else ([`prepare`]: its plan, checked against the source as it is
 //! now); one left by a run that died before its first write, or after its last, is discarded.
 
-use super::connect;
+use super::connect::{self, Build};
 use super::divergence::{history_of, history_reached, recovery_start_from};
 use super::options::Options;
 use super::plan::wal_plan;
@@ -74,6 +74,7 @@ pub(super) fn completed(
         wal: None,
         files: Vec::new(),
         totals: Default::default(),
+        full: false,
         ..plan
     };
     Ok(Prepared::nothing_to_do(plan, target, conn, &opts))
@@ -108,7 +109,7 @@ pub(super) fn prepare(
         opts.config_file.as_deref(),
         journal::CONTROL_ASIDE,
     )?;
-    let mut conn = connect::open(&opts, given, peer, &mut target, rep)?;
+    let mut conn = connect::open(&opts, given, peer, &mut target, Build::Incremental, rep)?;
     let (Some(div), Some(ckpt)) = (&journal.plan.divergence, &journal.plan.checkpoint) else {
         return Err(Error::Journal {
             path: opts.target.join(journal::JOURNAL_FILE),

@@ -102,11 +102,7 @@ impl LocalSource {
     /// Reads `pieces` on up to `jobs` threads and hands each to `deliver` on the caller's
     /// thread, in order of arrival; stops at the first error. Memory: [`CHANNEL_CHUNKS`] read
     /// chunks waiting, plus one being read per thread.
-    fn read_pieces(
-        &self,
-        pieces: &[Piece],
-        deliver: &mut Deliver<'_>,
-    ) -> Result<()> {
+    fn read_pieces(&self, pieces: &[Piece], deliver: &mut Deliver<'_>) -> Result<()> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let threads = self.jobs.min(pieces.len());

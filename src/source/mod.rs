@@ -4,6 +4,7 @@
 //! Used by phase 2 (control file, timeline history), phase 5 (file list) and phase 6 (ranges
 //! and WAL, which a server source streams alongside the ranges: [`Source::copy_with_wal`]).
 
+mod backup;
 pub mod batch;
 mod concurrent;
 pub mod local;
@@ -189,6 +190,18 @@ pub trait Source {
         sink: &mut dyn TransferSink,
     ) -> Result<WalEnd> {
         copy_then_wal(self, ranges, wal_start, history, sink)
+    }
+
+    /// Puts the source in backup mode for a full build (a fast checkpoint; full-page images
+    /// until [`Source::backup_stop`]), labelled `label`: its start LSN, `None` for a source
+    /// without one (a stopped data directory, which nothing changes meanwhile).
+    fn backup_start(&mut self, _label: &str) -> Result<Option<Lsn>> {
+        Ok(None)
+    }
+
+    /// Ends the backup mode [`Source::backup_start`] began; nothing when none runs.
+    fn backup_stop(&mut self) -> Result<()> {
+        Ok(())
     }
 
     /// The source's current timeline and the WAL position up to which its WAL is durable and

@@ -54,6 +54,8 @@ pub struct ServerSource {
     options: ClientOptions,
     /// Set when the replication session was refused: WAL then comes over SQL.
     sql_wal: Option<String>,
+    /// A backup started on session 0 and not yet stopped (a full build).
+    in_backup: bool,
 }
 
 impl ServerSource {
@@ -120,6 +122,7 @@ impl ServerSource {
             repl: None,
             options,
             sql_wal: None,
+            in_backup: false,
         })
     }
 
@@ -449,6 +452,19 @@ impl Source for ServerSource {
                 .map_err(|e| source_err(q, e)),
             None => Ok(None),
         }
+    }
+
+    fn backup_start(&mut self, label: &str) -> Result<Option<Lsn>> {
+        let lsn = super::backup::start(&self.sql(), label)?;
+        self.in_backup = true;
+        Ok(Some(lsn))
+    }
+
+    fn backup_stop(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.in_backup) {
+            super::backup::stop(&self.sql())?;
+        }
+        Ok(())
     }
 
     fn wal_position(&mut self) -> Result<(TimeLineId, Lsn)> {

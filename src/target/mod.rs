@@ -385,6 +385,28 @@ impl TargetDir {
         fsync_path(dst.parent().unwrap_or(&self.root))
     }
 
+    /// Moves the file `rel` to `to` (a path in the data directory whose directory exists), to
+    /// be removed later; `false` when it cannot be renamed there (another file system: a
+    /// tablespace) and the caller removes it in place.
+    pub fn move_aside(&mut self, rel: &str, to: &str) -> Result<bool> {
+        let (src, dst) = (self.path(rel)?, self.path(to)?);
+        if self.dry_run {
+            return Ok(true);
+        }
+        self.open.retain(|o| o.rel != rel);
+        self.checked_dirs.clear();
+        match fs::rename(&src, &dst) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return Ok(false),
+            Err(e) => return Err(Error::io("rename file", &src, e)),
+        }
+        self.touched_files.remove(&src);
+        for dir in [src.parent(), dst.parent()].into_iter().flatten() {
+            self.touched_dirs.insert(dir.to_path_buf());
+        }
+        Ok(true)
+    }
+
     /// Removes the file `rel` (a missing one is fine) durably now.
     pub fn remove_durably(&mut self, rel: &str) -> Result<()> {
         self.remove_file(rel, true)?;

@@ -32,16 +32,7 @@ pub(crate) fn repairs_a_running_old_primary(major: u32) {
     let (mut old, new) = primary_and_standby(&pg, "repair", small_setup, &[]);
     new.promote();
     small_diverge(&new, &old);
-    let args = vec![
-        "-D".into(),
-        s(old.datadir()),
-        "--source-server".into(),
-        new.connstr("postgres"),
-        "--ctl".into(),
-        s(pg.tool("pg_ctl")),
-        "--format".into(),
-        "json".into(),
-    ];
+    let args = crate::full::args(&pg, &old, &new, &[]);
     let (code, out, err) = gsbuild(&args);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("stopping the running server"), "{err}");

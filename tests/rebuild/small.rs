@@ -328,12 +328,19 @@ pub(crate) fn missing_target_wal(major: u32, kind: SourceKind) {
         "restore_command = 'cp {}/%f %p'",
         archive.path.display()
     ));
-    // Without -c the error shows both ways out.
+    // Without -c the error shows both ways out (-b incremental: -b auto, the default, takes the
+    // page-LSN way by itself).
     let source = match kind {
         SourceKind::Server => ["--source-server".to_string(), new.connstr("postgres")],
         SourceKind::Local => ["--source-pgdata".to_string(), s(new.datadir())],
     };
-    let mut args = vec!["-D".to_string(), s(old.datadir()), "-n".into()];
+    let mut args = vec![
+        "-b".to_string(),
+        "incremental".into(),
+        "-D".into(),
+        s(old.datadir()),
+        "-n".into(),
+    ];
     args.extend(source);
     let (code, _, err) = run(&gsbuild_bin(), &args, None);
     assert_eq!(code, 1, "{err}");

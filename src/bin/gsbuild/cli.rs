@@ -61,9 +61,15 @@ pub struct RepairArgs {
 /// `-b`: how the target is rebuilt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BuildModeArg {
-    /// Copy only what diverged.
+    /// Incremental; full only when an incremental build cannot work (no common history, the
+    /// WAL it needs gone), saying why in one line.
     #[default]
+    Auto,
+    /// Copy only what diverged.
     Incremental,
+    /// Copy every file of the source into the emptied target, keeping the target's
+    /// configuration files; a running target is stopped with immediate shutdown.
+    Full,
     /// Change nothing: say whether the target is healthy or needs an incremental or a full
     /// build, and why (exit 0 healthy or no build needed, 2 incremental, 3 full, 4 cannot
     /// build, 1 error).

@@ -9,7 +9,7 @@ mod report;
 
 use clap::Parser;
 use gsbuild::journal::{self, State as JournalState};
-use gsbuild::rewind::{ChangedBlocks, Options, SourceSpec};
+use gsbuild::rewind::{BuildMode, ChangedBlocks, Options, SourceSpec};
 use gsbuild::target::SyncMethod;
 use std::process::ExitCode;
 
@@ -259,9 +259,14 @@ fn report_result(
 /// `gsbuild -D DIR`: the whole repair (stop, rebuild, start as a standby).
 fn repair(r: cli::RebuildArgs, how: cli::RepairArgs) -> ExitCode {
     report::init_logging(Dialect::Gsbuild.name(), r.verbose, r.debug);
-    let opts = match options(&r, Dialect::Gsbuild) {
+    let mut opts = match options(&r, Dialect::Gsbuild) {
         Ok(o) => o,
         Err(e) => return finish(Err(e), Dialect::Gsbuild),
+    };
+    opts.build = match how.build_mode {
+        cli::BuildModeArg::Auto => BuildMode::Auto,
+        cli::BuildModeArg::Full => BuildMode::Full,
+        cli::BuildModeArg::Incremental | cli::BuildModeArg::Check => BuildMode::Incremental,
     };
     if how.build_mode == cli::BuildModeArg::Check {
         return check(&r, opts, how.ctl.as_deref());
