@@ -124,9 +124,30 @@ pub(crate) fn one_build_at_a_time(major: u32) {
     verify_standby(&new, &mut old);
 }
 
+// The seed's story on every major: stopped, rebuilt, started, streaming, data identical.
+#[test]
+fn repairs_a_running_old_primary_pg14() {
+    repairs_a_running_old_primary(14);
+}
+
+#[test]
+fn repairs_a_running_old_primary_pg15() {
+    repairs_a_running_old_primary(15);
+}
+
 #[test]
 fn repairs_a_running_old_primary_pg16() {
     repairs_a_running_old_primary(16);
+}
+
+#[test]
+fn repairs_a_running_old_primary_pg17() {
+    repairs_a_running_old_primary(17);
+}
+
+#[test]
+fn repairs_a_running_old_primary_pg18() {
+    repairs_a_running_old_primary(18);
 }
 
 #[test]
