@@ -312,13 +312,12 @@ pub fn scan_blocks<S: SegmentSource>(
                 continue;
             };
             let path = relation_path(rel, ForkNumber::Main, blk.segment(), tablespace_dir);
-            let blocks = found.changed.entry(path.clone()).or_default();
-            if blocks.insert(blk.in_segment()) && first_refs_rewrite && rewrites_page(b) {
-                found
-                    .rewritten
-                    .entry(path)
-                    .or_default()
-                    .insert(blk.in_segment());
+            // The path is copied only for a reference that may be a rewriting first one.
+            let blk = blk.in_segment();
+            if !(first_refs_rewrite && rewrites_page(b)) {
+                found.changed.entry(path).or_default().insert(blk);
+            } else if found.changed.entry(path.clone()).or_default().insert(blk) {
+                found.rewritten.entry(path).or_default().insert(blk);
             }
         }
         reached = rec.end_lsn;
