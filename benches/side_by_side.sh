@@ -376,13 +376,13 @@ digest_sql="SELECT string_agg(format('%s %s %s', t, n, d), ' | ' ORDER BY t) FRO
   UNION ALL SELECT 'relations', count(*), sum(hashtextextended(c.oid || ' ' || c.relname || ' ' || c.relkind::text, 0))
     FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace) s"
 
-# Waits until the running standby in DATADIR (on $port_target) has replayed to WANT_LSN: the
-# source's position when the tool started. Polled every 50 ms over the local socket.
-wait_caught_up() { # DATADIR LOG LABEL WANT_LSN
-  local dir=$1 log=$2 label=$3 want_lsn=$4 state deadline
+# Polls QUERY on the running standby in DATADIR (on $port_target) every PERIOD seconds until it
+# answers t; dies when the server stops or WHAT is not reached within $check_timeout seconds.
+poll_target() { # DATADIR LOG LABEL PERIOD QUERY WHAT
+  local dir=$1 log=$2 label=$3 period=$4 query=$5 what=$6 state deadline
   deadline=$((SECONDS + check_timeout))
   while :; do
-    state=$(sql "$port_target" "SELECT pg_last_wal_replay_lsn() >= '$want_lsn'" 2>&1) || true
+    state=$(sql "$port_target" "$query" 2>&1) || true
     [ "$state" = t ] && return 0
     if ! as_pg "$pg_bin/pg_ctl" -D "$dir" status >/dev/null; then
       tail -20 "$log" >&2
@@ -391,35 +391,29 @@ wait_caught_up() { # DATADIR LOG LABEL WANT_LSN
     if [ $SECONDS -ge $deadline ]; then
       echo "last state: $state" >&2
       tail -20 "$log" >&2
-      die "$label: the target did not replay to $want_lsn within ${check_timeout}s (log: $log)"
+      die "$label: the target did not $what within ${check_timeout}s (log: $log)"
     fi
-    sleep 0.05
+    sleep "$period"
   done
+}
+
+# Waits until the running standby in DATADIR has replayed to WANT_LSN: the source's position
+# when the tool started. Polled every 50 ms over the local socket.
+wait_caught_up() { # DATADIR LOG LABEL WANT_LSN
+  poll_target "$1" "$2" "$3" 0.05 "SELECT pg_last_wal_replay_lsn() >= '$4'" "replay to $4"
 }
 
 # The running standby in DATADIR (on $port_target) must stream from the source on the source's
 # timeline and replay past the source's current position; then its digest must equal the
 # source's. Stops it. Dies on any mismatch.
 verify_target() { # DATADIR LOG LABEL
-  local dir=$1 log=$2 label=$3 want_lsn state deadline got
+  local dir=$1 log=$2 label=$3 want_lsn got
   [ -f "$dir/standby.signal" ] || die "$label: the tool wrote no standby.signal in $dir"
   want_lsn=$(sql "$port_source" "SELECT pg_current_wal_lsn()")
-  deadline=$((SECONDS + check_timeout))
-  while :; do
-    state=$(sql "$port_target" "SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '$want_lsn'
-      AND EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming' AND received_tli = $source_tli)" 2>&1) || true
-    [ "$state" = t ] && break
-    if ! as_pg "$pg_bin/pg_ctl" -D "$dir" status >/dev/null; then
-      tail -20 "$log" >&2
-      die "$label: the rebuilt target stopped while catching up (log: $log)"
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "last state: $state" >&2
-      tail -20 "$log" >&2
-      die "$label: the target did not stream from the source on timeline $source_tli and replay to $want_lsn within ${check_timeout}s (log: $log)"
-    fi
-    sleep 0.2
-  done
+  poll_target "$dir" "$log" "$label" 0.2 \
+    "SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '$want_lsn'
+      AND EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming' AND received_tli = $source_tli)" \
+    "stream from the source on timeline $source_tli and replay to $want_lsn"
   got=$(sql "$port_target" "$digest_sql" 2>&1) || got="query failed: $got"
   pg_stop "$dir"
   if [ "$got" != "$source_digest" ]; then
