@@ -97,6 +97,9 @@ pub fn copy_and_stream(
         history,
         &mut CheckedSink::new(ranges, &mut w),
     )?;
+    // Every range is dealt with, those of files that vanished or shrank on the source meanwhile
+    // too (they deliver fewer bytes): progress ends at 100%.
+    w.rep.progress(total, total);
     let (data_bytes, wal_bytes) = (w.data_bytes, w.wal_bytes);
     rep.step(&format!(
         "copied {}; streamed {} of WAL from {wal_start} to {} on timeline {}",
