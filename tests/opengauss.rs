@@ -4,6 +4,8 @@
 
 mod support;
 
+#[path = "opengauss/full.rs"]
+mod full;
 #[path = "opengauss/harness.rs"]
 mod harness;
 #[path = "opengauss/rebuild.rs"]

@@ -3,14 +3,13 @@
 //! checksums or `wal_log_hints`, or the source's WAL is gone too), no common history, a target
 //! that cannot be compared block by block. The reason is said in one line. Nothing else falls
 //! back: another system or version is an error a full build would meet too, and a connection or
-//! I/O error is no reason to copy everything. `-b check`'s verdict comes from the same
+//! I/O error, or a target state the user resolves cheaply (a crashed node, one built and not yet
+//! started), is no reason to copy everything. `-b check`'s verdict comes from the same
 //! classification ([`classify`]), so "needs full build" is what `-b auto` would do.
 
 use super::options::{BuildMode, ChangedBlocks, Options};
 use super::prepared::Prepared;
-use crate::cluster::TargetCluster;
 use crate::error::{Error, Result};
-use crate::flavor::Product;
 use crate::reporter::Reporter;
 
 /// What a planning failure means for the build.
@@ -33,13 +32,15 @@ pub fn classify(e: &Error) -> Fallback {
         | Error::WalUse { .. }
         | Error::History { .. } => Fallback::Full,
         Error::Incompatible(m) if cannot_build(m) => Fallback::CannotBuild,
+        Error::Incompatible(m) if for_the_user(m) => Fallback::Error,
         Error::Incompatible(_) => Fallback::Full,
         _ => Fallback::Error,
     }
 }
 
 /// Refusals that a full build from the same source would meet too: another product or
-/// version, another system, a source that is not a newer primary, the same directory.
+/// version, another system, a source that is not a newer primary or lacks a setting both
+/// builds need, the same directory.
 fn cannot_build(message: &str) -> bool {
     [
         "clusters are not compatible",
@@ -47,6 +48,25 @@ fn cannot_build(message: &str) -> bool {
         "is newer than the source's term",
         "are the same",
         "gsbuild supports only",
+        "must be enabled in the source server",
+        "source data directory must be shut down cleanly",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// Refusals about the target's state that the user resolves cheaply, where copying everything
+/// would be no repair: a node that crashed (openGauss has no single-user crash recovery to
+/// run), a node built and not yet started (openGauss refuses it a second build: starting it
+/// ends its recovery), a server running or another build under way.
+fn for_the_user(message: &str) -> bool {
+    [
+        "target server must be shut down cleanly",
+        "recover from the latest backup first",
+        "which is being rebuilt: stop it",
+        "another build of",
+        "a dry run does not stop it",
+        "runs as a primary",
     ]
     .iter()
     .any(|m| message.contains(m))
@@ -115,8 +135,6 @@ pub(super) fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared>
             }
             Ok(*prep)
         }
-        // gsbuild builds no openGauss node in full: its incremental error stands.
-        Attempt::NeedsFull(_, e) if is_opengauss(&opts) => Err(*e),
         Attempt::NeedsFull(reason, _) => {
             rep.info(&format!(
                 "an incremental build cannot work, falling back to a full build: {reason}"
@@ -128,15 +146,6 @@ pub(super) fn prepare(opts: Options, rep: &mut dyn Reporter) -> Result<Prepared>
             super::prepare(opts, rep)
         }
     }
-}
-
-/// Whether the target is an openGauss node (by its control file, or the one an interrupted
-/// rebuild set aside).
-fn is_opengauss(opts: &Options) -> bool {
-    let open = |control| TargetCluster::open_with_control(&opts.target, None, control);
-    open(crate::journal::CONTROL_FILE)
-        .or_else(|_| open(crate::journal::CONTROL_ASIDE))
-        .is_ok_and(|t| t.flavor().product() == Product::OpenGauss)
 }
 
 /// `e` on one line.
@@ -168,6 +177,16 @@ mod tests {
             message: "connection refused".into(),
         };
         assert_eq!(classify(&connection), Fallback::Error);
+        let built = "the cluster needs to recover from the latest backup first: \"/d/backup_label\" exists (start the node once so that its recovery ends, or build it in full)";
+        assert_eq!(classify(&inc(built)), Fallback::Error);
+        let crashed = "target server must be shut down cleanly (state \"in production\"): start it and stop it with gs_ctl, then run again";
+        assert_eq!(classify(&inc(crashed)), Fallback::Error);
+        for m in [
+            "full_page_writes must be enabled in the source server",
+            "source data directory must be shut down cleanly",
+        ] {
+            assert_eq!(classify(&inc(m)), Fallback::CannotBuild, "{m}");
+        }
         assert_eq!(classify(&Error::Usage("x".into())), Fallback::Error);
     }
 

@@ -20,6 +20,8 @@ pub const LEN: usize = 72;
 const STANDBY_MODE: i32 = 3;
 /// Database state: building.
 const BUILDING_STATE: i32 = 7;
+/// Build mode: full.
+const FULL_BUILD: i32 = 2;
 /// Build mode: incremental.
 const INC_BUILD: i32 = 3;
 /// How often progress is written.
@@ -28,6 +30,8 @@ const EVERY: Duration = Duration::from_secs(2);
 /// One state file's contents while building.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BuildState {
+    /// A full build (else incremental).
+    pub full: bool,
     /// KB copied so far.
     pub done_kb: u64,
     /// KB to copy.
@@ -45,7 +49,11 @@ impl BuildState {
         b[0..4].copy_from_slice(&STANDBY_MODE.to_ne_bytes());
         b[4..8].copy_from_slice(&2i32.to_ne_bytes());
         b[8..12].copy_from_slice(&BUILDING_STATE.to_ne_bytes());
-        b[32..36].copy_from_slice(&INC_BUILD.to_ne_bytes());
+        let mode = match self.full {
+            true => FULL_BUILD,
+            false => INC_BUILD,
+        };
+        b[32..36].copy_from_slice(&mode.to_ne_bytes());
         b[40..48].copy_from_slice(&self.done_kb.to_ne_bytes());
         b[48..56].copy_from_slice(&self.total_kb.to_ne_bytes());
         b[56..60].copy_from_slice(&self.percent.to_ne_bytes());
@@ -67,14 +75,21 @@ pub fn write(path: &Path, state: &BuildState) -> Result<()> {
 pub struct StateReporter<'a> {
     inner: &'a mut dyn Reporter,
     path: PathBuf,
+    full: bool,
     started: Instant,
     last: Option<Instant>,
 }
 
 impl<'a> StateReporter<'a> {
-    /// Writes the initial state to `path` (a standby building incrementally, nothing done).
-    pub fn start(path: PathBuf, inner: &'a mut dyn Reporter) -> Result<StateReporter<'a>> {
+    /// Writes the initial state to `path` (a standby being built, in full or incrementally,
+    /// nothing done).
+    pub fn start(
+        path: PathBuf,
+        full: bool,
+        inner: &'a mut dyn Reporter,
+    ) -> Result<StateReporter<'a>> {
         let state = BuildState {
+            full,
             eta_secs: -1,
             ..Default::default()
         };
@@ -82,6 +97,7 @@ impl<'a> StateReporter<'a> {
         Ok(StateReporter {
             inner,
             path,
+            full,
             started: Instant::now(),
             last: None,
         })
@@ -100,6 +116,7 @@ impl<'a> StateReporter<'a> {
             _ => (elapsed * (total - done) as f64 / done as f64).min(i32::MAX as f64) as i32,
         };
         let state = BuildState {
+            full: self.full,
             done_kb: done / 1024,
             total_kb: total / 1024,
             percent: match total {
@@ -138,6 +155,7 @@ mod tests {
     #[test]
     fn layout() {
         let b = BuildState {
+            full: false,
             done_kb: 5,
             total_kb: 10,
             percent: 50,
@@ -151,5 +169,11 @@ mod tests {
             (u64_at(40), u64_at(48), i32_at(56), i32_at(60)),
             (5, 10, 50, -1)
         );
+        let full = BuildState {
+            full: true,
+            ..Default::default()
+        }
+        .encode();
+        assert_eq!(i32::from_ne_bytes(full[32..36].try_into().unwrap()), 2);
     }
 }

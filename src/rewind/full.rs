@@ -13,6 +13,8 @@
 //! A server source is put in backup mode first (`pg_backup_start` with a fast checkpoint, on
 //! the session that stays open for the copy; ended after it): full-page images are written
 //! whatever happens to `full_page_writes` meanwhile, and replay starts at a fresh checkpoint.
+//! An openGauss source the same way, with `pg_start_backup(label, true, false)` on a session
+//! of its own (`crate::source::opengauss`, which says how its pages are kept whole).
 //! The recovery start is the checkpoint in the source's control file as read after that and
 //! before any file is copied, so every file copied is at least as new as its redo point.
 
@@ -23,7 +25,6 @@ use super::prepared::{Prepared, RunSettings};
 use crate::cluster::TargetCluster;
 use crate::error::{Error, Result};
 use crate::filemap::{Policy, WalWindow};
-use crate::flavor::Product;
 use crate::journal::{CheckedRecord, HistoryEntry, Journal, CONTROL_ASIDE, CONTROL_FILE};
 use crate::lsn::{human_bytes, Lsn};
 use crate::plan::{CommonCheckpoint, FileMapInput, Plan, RecoveryStart, RecoveryStartFrom};
@@ -101,7 +102,7 @@ pub(super) fn prepare(
 }
 
 /// The target: stopped, with a readable control file (the one set aside by an interrupted
-/// rebuild), of a product whose full build gsbuild does.
+/// rebuild).
 fn open_target(opts: &Options, interrupted: bool) -> Result<TargetCluster> {
     if crate::pgserver::is_running(&opts.target) {
         return Err(Error::Incompatible(format!(
@@ -113,14 +114,7 @@ fn open_target(opts: &Options, interrupted: bool) -> Result<TargetCluster> {
         true => CONTROL_ASIDE,
         false => CONTROL_FILE,
     };
-    let target =
-        TargetCluster::open_with_control(&opts.target, opts.config_file.as_deref(), control)?;
-    if target.flavor().product() == Product::OpenGauss {
-        return Err(Error::Usage(
-            "a full build of an openGauss node is not implemented in gsbuild yet: use gs_ctl build -b full".into(),
-        ));
-    }
-    Ok(target)
+    TargetCluster::open_with_control(&opts.target, opts.config_file.as_deref(), control)
 }
 
 /// Every file of the source copied whole, every other file of the target removed but its

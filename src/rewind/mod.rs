@@ -230,7 +230,8 @@ fn execute_phases(prep: &mut Prepared, rep: &mut dyn Reporter) -> Result<Outcome
     let mut with_state;
     let rep: &mut dyn Reporter = match prep.target.flavor().table().state_file {
         Some(file) if !s.dry_run => {
-            with_state = build_state::StateReporter::start(prep.target.path().join(file), rep)?;
+            let path = prep.target.path().join(file);
+            with_state = build_state::StateReporter::start(path, prep.plan.full, rep)?;
             &mut with_state
         }
         _ => rep,

@@ -3,7 +3,7 @@
 //! and by gsbuild, one is interrupted after the point of no return and finished by a re-run,
 //! and bad sources (dead channels, another system, PostgreSQL for openGauss and the reverse)
 //! are refused without touching the target; a copy running as a primary again
-//! is stopped and rebuilt; last, the old primary itself,
+//! is stopped and rebuilt; copies are built in full (`full.rs`); last, the old primary itself,
 //! running as a standby that needs repair, is rebuilt by `gsbuild -D` and streams again.
 
 use crate::support::opengauss::*;
@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 /// gsbuild as the openGauss user, with `env` set for it.
-fn gsbuild(og: &OgInstall, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub(crate) fn gsbuild(og: &OgInstall, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut c = Command::new("runuser");
     c.args(["-u", OG_USER, "--", "env"])
         .arg(format!("GAUSSHOME={}", og.home.display()))
@@ -36,7 +36,7 @@ fn gsbuild(og: &OgInstall, env: &[(&str, &str)], args: &[&str]) -> Output {
     out
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -44,12 +44,12 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn path_str(c: &OgCluster) -> String {
+pub(crate) fn path_str(c: &OgCluster) -> String {
     c.datadir().display().to_string()
 }
 
 /// `gaussdb.state`'s KB done and KB in all (at 40 and 48) and its mode, state and build mode.
-fn build_state(c: &OgCluster) -> (i32, i32, i32, u64, u64) {
+pub(crate) fn build_state(c: &OgCluster) -> (i32, i32, i32, u64, u64) {
     let b = std::fs::read(c.datadir().join("gaussdb.state")).expect("read gaussdb.state");
     assert_eq!(b.len(), 72, "gaussdb.state length");
     let i = |o: usize| i32::from_ne_bytes(b[o..o + 4].try_into().unwrap());
@@ -59,7 +59,7 @@ fn build_state(c: &OgCluster) -> (i32, i32, i32, u64, u64) {
 
 /// Starts `c` as a standby, waits until it streams Normal, and compares every table with
 /// `primary`'s; stops it again.
-fn converges(c: &mut OgCluster, primary: &OgCluster) {
+pub(crate) fn converges(c: &mut OgCluster, primary: &OgCluster) {
     c.start("standby");
     c.set_running(true);
     c.wait_normal_standby();
@@ -116,6 +116,7 @@ fn diverged_old_primary_rebuilt() {
     bad_sources(&og, &old, &new);
     running_primary(&og, &old, &new);
     crashed_target(&og, &old);
+    crate::full::full_builds(&og, &old, &new);
     seed_story(&og, &mut old, &new);
 }
 
@@ -317,7 +318,7 @@ fn bad_sources(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
 }
 
 /// A stopped openGauss node of another system (its own gs_initdb) as the source: exit 1,
-/// "different systems", the target untouched.
+/// "different systems", the target untouched; `-b check` says it cannot be built from there.
 fn other_system(og: &OgInstall, old: &OgCluster) {
     let port = free_port_block();
     let other = OgCluster::init(og, "other_system", port, port + 100);
@@ -337,6 +338,26 @@ fn other_system(og: &OgInstall, old: &OgCluster) {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("different systems"), "{said}");
+    same_tree(&before.datadir(), &target.datadir());
+    // -b check's verdict for it: cannot build (exit 4), nothing changed.
+    let out = gsbuild(
+        og,
+        &[],
+        &[
+            "-b",
+            "check",
+            "-D",
+            &path_str(&target),
+            "--source-pgdata",
+            &path_str(&other),
+        ],
+    );
+    let verdict = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        verdict.starts_with("cannot build:") && verdict.contains("different systems"),
+        "{verdict}"
+    );
     same_tree(&before.datadir(), &target.datadir());
 }
 

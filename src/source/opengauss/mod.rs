@@ -11,6 +11,7 @@
 //! The timeline is always 1 (openGauss has no timeline switches; its failovers are fenced by
 //! the term instead, [`Source::term`]).
 
+mod backup;
 pub mod channels;
 pub mod fetch;
 pub mod open;
@@ -74,6 +75,8 @@ pub struct OpenGaussSource {
     form: FetchForm,
     /// The channels tried before this one, and what each answered.
     skipped: Vec<String>,
+    /// The session holding a full build's backup mode, from `backup_start` to `backup_stop`.
+    backup: Option<OgConn>,
 }
 
 impl OpenGaussSource {
@@ -102,6 +105,7 @@ impl OpenGaussSource {
                         jobs: 1,
                         form: FetchForm::Arrays,
                         skipped: failures,
+                        backup: None,
                     });
                 }
                 Err(e) => {
@@ -511,6 +515,22 @@ impl Source for OpenGaussSource {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn backup_start(&mut self, label: &str) -> Result<Option<Lsn>> {
+        let (conn, lsn) = self
+            .rt
+            .block_on(backup::start(&self.endpoint, &self.options, label))?;
+        self.backup = Some(conn);
+        Ok(Some(lsn))
+    }
+
+    fn backup_stop(&mut self) -> Result<()> {
+        if let Some(conn) = self.backup.take() {
+            let end = self.rt.block_on(backup::stop(conn))?;
+            tracing::debug!("backup ended on the source at {end}");
+        }
+        Ok(())
     }
 
     fn record_crc(&mut self, lsn: Lsn) -> Result<Option<Option<u32>>> {
