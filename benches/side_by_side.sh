@@ -10,7 +10,7 @@
 # durable write bandwidth (dd ... conv=fsync) to put gsbuild's time next to the physical limit:
 # the bytes that had to move written at that bandwidth (issue 14).
 #
-#   bash benches/side_by_side.sh [--scenario S1|S2|S3|L1|L2|F100K|all|smoke] [--rounds N]
+#   bash benches/side_by_side.sh [--scenario S1|S2|P|S3|L1|L2|F100K|all|smoke] [--rounds N]
 #                                [--pg-bin DIR] [--workdir DIR] [--keep] [--gsbuild PATH]
 #                                [--check-timeout S] [--dd-mib N]
 #
@@ -26,6 +26,8 @@ usage: bash benches/side_by_side.sh [options]
       S1     pgbench scale 100, >= 1 GiB of pre-split WAL in the source's pg_wal, 2,000
              transactions on each side after the split
       S2     scale 100, 20,000 transactions on each side
+      P      the plain case: S2 with no older WAL kept on the source (its standby is made
+             after the load, so its pg_wal holds only WAL from about the split on)
       S3     S1's divergence on scale 300
       L1     S1 with the source in a network namespace behind a veth pair (tc tbf: 1 Gbit/s
              each way) and a relay adding 1 ms per round trip (benches/delay_proxy.py);
@@ -79,8 +81,8 @@ scenarios=${scenarios//,/ }
 [ "$scenarios" = all ] && scenarios="S1 S2 S3"
 for s in $scenarios; do
   case $s in
-    S1 | S2 | S3 | L1 | L2 | F100K | smoke) ;;
-    *) die "unknown scenario \"$s\" (S1, S2, S3, L1, L2, F100K, all, smoke)" ;;
+    S1 | S2 | P | S3 | L1 | L2 | F100K | smoke) ;;
+    *) die "unknown scenario \"$s\" (S1, S2, P, S3, L1, L2, F100K, all, smoke)" ;;
   esac
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not \"$rounds\""
@@ -427,11 +429,12 @@ verify_target() { # DATADIR LOG LABEL
 # Scenarios.
 
 scenario_params() {
-  link='' tables=0 dry_run=0
+  link='' tables=0 dry_run=0 late_standby=0
   case $1 in
     smoke) scale=1 txns=200 min_wal_mib=16 dry_run=1 ;;
     S1) scale=100 txns=2000 min_wal_mib=1024 ;;
     S2) scale=100 txns=20000 min_wal_mib=1024 ;;
+    P) scale=100 txns=20000 min_wal_mib=0 late_standby=1 ;;
     S3) scale=300 txns=2000 min_wal_mib=1024 ;;
     L1) scale=100 txns=2000 min_wal_mib=1024 link="1gbit 1" ;;
     L2) scale=100 txns=2000 min_wal_mib=1024 link="100mbit 20" ;;
@@ -470,6 +473,22 @@ for lo in range(1, n + 1, 250):
       >"$sdir/logs/create-tables.log" 2>&1 || { tail "$sdir/logs/create-tables.log" >&2; die "creating tables failed"; }
 }
 
+# The standby of the primary in DIR/primary: DIR/source, streaming (on the shaped link's
+# namespace for L1, L2); sets src_conn.
+make_standby() { # DIR
+  local d=$1
+  as_pg "$pg_bin/pg_basebackup" -h "$work" -p "$port_primary" -U postgres -D "$d/source" -R -X stream -c fast
+  cluster_conf "$port_source" | as_pg tee -a "$d/source/postgresql.conf" >/dev/null
+  if [ -n "$link" ]; then
+    net_up
+    pg_start "$d/source" "$sdir/logs/source.log" "$port_source" "$netns" "$net_source_addr"
+    src_conn="host=$net_source_addr port=$port_source user=postgres dbname=postgres"
+  else
+    pg_start "$d/source" "$sdir/logs/source.log"
+    src_conn="host=$work port=$port_source user=postgres dbname=postgres"
+  fi
+}
+
 # Builds the diverged pair in $sdir/data: primary/ (the old primary, stopped: the pristine
 # target), source/ (the promoted standby, running).
 build_pair() {
@@ -487,20 +506,16 @@ build_pair() {
     | as_pg tee -a "$d/primary/pg_hba.conf" >/dev/null
   pg_start "$d/primary" "$sdir/logs/primary.log"
   # The standby exists before the load, so it streams (and keeps, wal_keep_size) all its WAL,
-  # as a standby that has run a while does.
-  as_pg "$pg_bin/pg_basebackup" -h "$work" -p "$port_primary" -U postgres -D "$d/source" -R -X stream -c fast
-  cluster_conf "$port_source" | as_pg tee -a "$d/source/postgresql.conf" >/dev/null
-  if [ -n "$link" ]; then
-    net_up
-    pg_start "$d/source" "$sdir/logs/source.log" "$port_source" "$netns" "$net_source_addr"
-    src_conn="host=$net_source_addr port=$port_source user=postgres dbname=postgres"
-  else
-    pg_start "$d/source" "$sdir/logs/source.log"
-    src_conn="host=$work port=$port_source user=postgres dbname=postgres"
-  fi
+  # as a standby that has run a while does; P's is made after the load, so that its pg_wal holds
+  # only WAL from its base backup on (no older WAL kept on the source).
+  [ "$late_standby" = 1 ] || make_standby "$d"
   pgbench "$port_primary" -i -s "$scale" -q >"$sdir/logs/pgbench-init.log" 2>&1 \
     || { tail "$sdir/logs/pgbench-init.log" >&2; die "pgbench -i failed"; }
   [ "$tables" -gt 0 ] && create_tables "$tables"
+  if [ "$late_standby" = 1 ]; then
+    sql "$port_primary" CHECKPOINT
+    make_standby "$d"
+  fi
   # A checkpoint shortly before the split: the last common checkpoint.
   sql "$port_primary" CHECKPOINT
   lsn=$(sql "$port_primary" "SELECT pg_current_wal_lsn()")
@@ -727,6 +742,7 @@ for scenario in $scenarios; do
   scen_extra=''
   if [ -n "$link" ]; then scen_extra="; ${link% *} each way and ${link#* } ms round trip"; fi
   if [ "$tables" -gt 0 ]; then scen_extra="; $((tables * 4)) relation files"; fi
+  if [ "$late_standby" = 1 ]; then scen_extra="; no older WAL on the source"; fi
   echo "$scenario,$scale,$txns,$target_bytes,$source_wal_bytes,$pre_split_bytes,$divergence,$setup_s,$((total_s - setup_s)),$total_s,$scen_extra" >>"$results/scenarios.csv"
   say "$scenario: done in ${total_s} s (pair ${setup_s} s, runs and checks $((total_s - setup_s)) s)"
   [ "$keep" = 0 ] && rm -rf "$sdir/data"
