@@ -106,7 +106,16 @@ pub fn check(mut opts: Options, ctl: Option<&Path>, rep: &mut dyn Reporter) -> R
     if crate::pgserver::is_running(&opts.target) {
         let ctl = ServerCtl::find(&opts.target, flavor, ctl)?;
         match super::standby::current(&opts.target, flavor, &ctl) {
-            Ok(s) if s.streaming => {
+            Ok(mut s) if s.streaming => {
+                // A standby that has heard no position from its primary since it started
+                // streaming (an idle primary sends one every wal_sender_timeout / 2): the
+                // source's own, asked now.
+                if s.lag_bytes.is_none() {
+                    if let (Some(r), Ok(p)) = (s.replayed, crate::rewind::probe_source(&opts, rep))
+                    {
+                        s.lag_bytes = Some(p.position.0.saturating_sub(r.0));
+                    }
+                }
                 let mut d = Diagnosis::new(
                     Verdict::Healthy,
                     match s.lag_bytes {

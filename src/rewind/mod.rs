@@ -267,6 +267,8 @@ pub struct SourceProbe {
     pub timeline: TimeLineId,
     /// Its term (openGauss).
     pub term: Option<u64>,
+    /// Its WAL position when asked (flush position of a primary, replay position of a standby).
+    pub position: Lsn,
 }
 
 /// Opens the source `opts` names, only to ask it who it is (the target may be running).
@@ -275,11 +277,12 @@ pub fn probe_source(opts: &Options, rep: &mut dyn Reporter) -> Result<SourceProb
         crate::cluster::TargetCluster::open(&opts.target, opts.config_file.as_deref())?;
     let mut peer = None;
     let mut conn = connect::open_unchecked(opts, None, &mut peer, &mut target, rep)?;
-    let (timeline, _) = conn.source.wal_position()?;
+    let (timeline, position) = conn.source.wal_position()?;
     Ok(SourceProbe {
         describe: conn.source.describe(),
         timeline,
         term: conn.source.term()?,
+        position,
     })
 }
 

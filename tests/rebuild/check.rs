@@ -34,7 +34,7 @@ pub(crate) fn verdicts(major: u32) {
     let (code, out) = check(&pg, &new, &old, false);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.starts_with("healthy: streaming from its primary"),
+        out.starts_with("healthy: streaming from its primary, ") && out.contains(" behind"),
         "{out}"
     );
 
