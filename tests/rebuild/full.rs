@@ -3,7 +3,7 @@
 //! auto` choosing incremental for a plain divergence and full for that target, each saying
 //! why in one line; `-b auto` refusing another system's source without falling back; and a full
 //! build killed mid-copy, which leaves a directory PostgreSQL refuses to start and which the
-//! next run completes.
+//! next run completes; a full build from a stopped data directory with tablespaces.
 
 use crate::support::run::{self, s};
 use crate::support::scenario::*;
@@ -209,6 +209,96 @@ pub(crate) fn full_killed_then_completed(major: u32) {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("in full again"), "{err}");
     assert_rebuilt(&out, &mut old, &new);
+}
+
+/// `-b full` from a stopped data directory (`--source-pgdata`): a tablespace both sides have
+/// (each at its own location, the target's kept) and one only the source has, whose location
+/// is the source's own and in use (refused, target untouched), then relocated with a mapping.
+/// Started as a standby of the source, the target holds the source's data.
+pub(crate) fn full_from_local_with_tablespaces(major: u32) {
+    let Some(pg) = install(major) else { return };
+    let (ts, ts_standby) = (TestDir::new("full-ts"), TestDir::new("full-ts-standby"));
+    let (ts_new, ts_new_target) = (TestDir::new("full-ts-new"), TestDir::new("full-ts-new-t"));
+    let make_ts = |c: &Cluster| {
+        small_setup(c);
+        c.psql_script(
+            "postgres",
+            &format!(
+                "CREATE TABLESPACE ts LOCATION '{}';
+                 CREATE TABLE in_ts (id int PRIMARY KEY, v text) TABLESPACE ts;
+                 INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(1, 3000) g;",
+                ts.path.display()
+            ),
+        );
+    };
+    let standby_loc = ts_standby.path.join("loc");
+    let (mut old, mut new) = primary_and_standby(
+        &pg,
+        "full-local-ts",
+        make_ts,
+        &[(ts.path.clone(), standby_loc)],
+    );
+    new.promote();
+    small_diverge(&new, &old);
+    new.psql_script(
+        "postgres",
+        &format!(
+            "UPDATE in_ts SET v = 'source' WHERE id % 5 = 0;
+             CREATE TABLESPACE ts_new LOCATION '{}';
+             CREATE TABLE in_ts_new TABLESPACE ts_new AS SELECT g, md5(g::text) FROM generate_series(1, 2000) g;",
+            ts_new.path.display()
+        ),
+    );
+    old.psql("postgres", "UPDATE in_ts SET v = 'lost' WHERE id % 7 = 0");
+    old.stop();
+    new.stop();
+    let before = tree_digest(&old.datadir());
+    let mut opts = options(&old, &new, SourceKind::Local);
+    opts.build = gsbuild::rewind::BuildMode::Full;
+    let (r, _) = rebuild(opts.clone());
+    let err = r.expect_err("a full build into the source's tablespace must fail");
+    assert!(err.to_string().contains("is not empty"), "{err}");
+    assert_same_tree(
+        &before,
+        &tree_digest(&old.datadir()),
+        "a refused build changed the target",
+    );
+    let mapped = ts_new_target.path.join("loc");
+    opts.tablespace_mapping = vec![(ts_new.path.clone(), mapped.clone())];
+    let (r, rep) = rebuild(opts);
+    let (plan, _) = r.expect("the full build");
+    assert!(plan.full);
+    assert!(rep.saw("Done!"), "{:?}", rep.lines);
+    // The shared tablespace stays where the target had it; the new one went to the mapping.
+    let d = old.datadir();
+    new.start();
+    let link_of = |name: &str| {
+        let oid = new_oid(&new, name);
+        std::fs::read_link(d.join("pg_tblspc").join(oid)).expect("tablespace link")
+    };
+    assert_eq!(link_of("ts_new"), mapped);
+    // The target (the old primary) had ts at ts.path, the source at its standby's mapping.
+    assert_eq!(
+        link_of("ts"),
+        ts.path,
+        "the target's own location of ts is kept"
+    );
+    configure_standby(&old, &new);
+    verify_standby(&new, &mut old);
+    assert_lost_gone(&old);
+}
+
+/// The oid of tablespace `name` on `c` (running).
+fn new_oid(c: &Cluster, name: &str) -> String {
+    c.psql(
+        "postgres",
+        &format!("SELECT oid FROM pg_tablespace WHERE spcname = '{name}'"),
+    )
+}
+
+#[test]
+fn full_from_local_with_tablespaces_pg16() {
+    full_from_local_with_tablespaces(16);
 }
 
 #[test]
