@@ -110,9 +110,8 @@ pub fn check(mut opts: Options, ctl: Option<&Path>, rep: &mut dyn Reporter) -> R
                 // A standby that has heard no position from its primary since it started
                 // streaming (an idle primary sends one every wal_sender_timeout / 2): the
                 // source's own, asked now.
-                if s.lag_bytes.is_none() {
-                    if let (Some(r), Ok(p)) = (s.replayed, crate::rewind::probe_source(&opts, rep))
-                    {
+                if let (None, Some(r)) = (s.lag_bytes, s.replayed) {
+                    if let Ok(p) = crate::rewind::probe_source(&opts, rep) {
                         s.lag_bytes = Some(p.position.0.saturating_sub(r.0));
                     }
                 }

@@ -11,7 +11,8 @@ use std::time::Instant;
 /// Every full-build step on copies of the stopped `old`, the source being `new`.
 pub(crate) fn full_builds(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     side_by_side(og, old, new);
-    killed(og, old, new);
+    // Killed after the first chunks, then the same command again.
+    super::rebuild::killed_then_finished(og, old, new, "full-killed", &["-b", "full"]);
     wal_gone(og, old, new);
     running(og, old, new);
 }
@@ -58,34 +59,6 @@ fn side_by_side(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     );
     converges(&mut by_gs, new);
     converges(&mut by_us, new);
-}
-
-/// Killed after the first chunks: the server refuses the half-built directory; the same
-/// command again builds it in full and it converges.
-fn killed(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
-    let mut c = old.copy_stopped("full-killed");
-    let dir = path_str(&c);
-    let out = gsbuild(
-        og,
-        &[("GSBUILD_FAILPOINT", "copy-chunk:3")],
-        &["-b", "full", "-D", &dir, "-q"],
-    );
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(c.datadir().join("build_completed.start").is_file());
-    let start = c.gs_ctl(&["start", "-M", "standby"]);
-    let said = text(&start);
-    assert!(
-        !start.status.success() && said.contains("Uncompleted build is detected"),
-        "a half-built target started: {said}"
-    );
-    let again = gsbuild(og, &[], &["-b", "full", "-D", &dir, "-q"]);
-    assert!(
-        again.status.success(),
-        "the re-run failed: {}",
-        text(&again)
-    );
-    assert!(!c.datadir().join("build_completed.start").exists());
-    converges(&mut c, new);
 }
 
 /// Every WAL segment of the target removed: `-b check` says it needs a full build, and

@@ -112,7 +112,8 @@ fn diverged_old_primary_rebuilt() {
     let Some(og) = og_install() else { return };
     let (mut old, new) = og_diverged_pair(&og, 20_000);
     side_by_side(&og, &old, &new);
-    interrupted(&og, &old, &new);
+    // Killed after the point of no return: the server refuses to start; a re-run finishes.
+    killed_then_finished(&og, &old, &new, "interrupted", &[]);
     bad_sources(&og, &old, &new);
     running_primary(&og, &old, &new);
     crashed_target(&og, &old);
@@ -233,16 +234,20 @@ fn side_by_side(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
     converges(&mut by_us, new);
 }
 
-/// Killed after the point of no return: the server refuses to start; a re-run finishes.
-fn interrupted(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
-    let mut c = old.copy_stopped("interrupted");
+/// gsbuild with `mode` (e.g. `-b full`) on a copy named `name`, killed after a few chunks:
+/// the server refuses the half-built directory, and the same command again finishes it.
+pub(crate) fn killed_then_finished(
+    og: &OgInstall,
+    old: &OgCluster,
+    new: &OgCluster,
+    name: &str,
+    mode: &[&str],
+) {
+    let mut c = old.copy_stopped(name);
     let dir = path_str(&c);
-    let out = gsbuild(
-        og,
-        &[("GSBUILD_FAILPOINT", "copy-chunk:3")],
-        &["-D", &dir, "-q"],
-    );
-    assert!(!out.status.success());
+    let args: Vec<&str> = mode.iter().copied().chain(["-D", &dir, "-q"]).collect();
+    let out = gsbuild(og, &[("GSBUILD_FAILPOINT", "copy-chunk:3")], &args);
+    assert!(!out.status.success(), "{}", text(&out));
     assert!(c.datadir().join("build_completed.start").is_file());
     let start = c.gs_ctl(&["start", "-M", "standby"]);
     let said = text(&start);
@@ -250,7 +255,7 @@ fn interrupted(og: &OgInstall, old: &OgCluster, new: &OgCluster) {
         !start.status.success() && said.contains("Uncompleted build is detected"),
         "a half-built target started: {said}"
     );
-    let again = gsbuild(og, &[], &["-D", &dir, "-q"]);
+    let again = gsbuild(og, &[], &args);
     assert!(
         again.status.success(),
         "the re-run failed: {}",
