@@ -8,11 +8,15 @@
 
 use crate::error::Result;
 use crate::lsn::{human_bytes, Lsn, TimeLineId};
+use crate::relpath::BLCKSZ;
 use crate::reporter::Reporter;
-use crate::source::{CheckedSink, ChunkSink, FetchRange, Source, TransferSink};
+use crate::source::{CheckedSink, ChunkSink, FetchRange, Source, TransferSink, WalEnd};
 use crate::target::TargetDir;
 use crate::timeline::{segment_file_name, TimeLineHistoryEntry};
 use std::collections::BTreeSet;
+use watch::ReplayWatch;
+
+pub mod watch;
 
 /// What [`copy_and_stream`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +29,19 @@ pub struct Transferred {
     pub end: Lsn,
     /// Its timeline.
     pub end_tli: TimeLineId,
+    /// Deferred blocks not fetched because the source's WAL rewrites them ([`watch`]).
+    pub blocks_left_to_replay: u64,
+}
+
+/// The plan's deferred blocks and what deciding them from the streamed WAL needs ([`watch`]).
+#[derive(Clone, Debug, Default)]
+pub struct Deferred {
+    /// Segment path and the blocks within it.
+    pub blocks: Vec<(String, Vec<u32>)>,
+    /// The divergence point: the source's own records start there.
+    pub after: Lsn,
+    /// The clusters' system identifier (checked in every long page header).
+    pub sysid: u64,
 }
 
 /// How a transfer goes: the WAL segment size, and a bandwidth limit on everything fetched.
@@ -59,20 +76,41 @@ impl RateLimit {
 }
 
 /// Copies `ranges` and the source's WAL from `wal_start` (the first byte of the segment
-/// holding the common redo point) along `history` into `target`; see the module docs.
+/// holding the common redo point) along `history` into `target`, then the `deferred` blocks
+/// the streamed WAL does not rewrite ([`watch`]); see the module docs.
 pub fn copy_and_stream(
     source: &mut dyn Source,
     target: &mut TargetDir,
-    ranges: &[FetchRange],
+    (ranges, deferred): (&[FetchRange], Deferred),
     wal_start: Lsn,
     history: &[TimeLineHistoryEntry],
     pace: Pace,
     rep: &mut dyn Reporter,
 ) -> Result<Transferred> {
-    let total: u64 = ranges.iter().map(|r| r.len).sum();
+    let waiting: u64 = deferred.blocks.iter().map(|(_, b)| b.len() as u64).sum();
+    let total: u64 = ranges.iter().map(|r| r.len).sum::<u64>() + waiting * u64::from(BLCKSZ);
+    let watch = match waiting {
+        0 => None,
+        _ => {
+            // Records ending at or before the source's position now are all replayed before
+            // the target is consistent: the copy ends at a later one.
+            let (_, horizon) = source.wal_position()?;
+            let (after, ids) = (deferred.after, (pace.seg_size, deferred.sysid));
+            Some(ReplayWatch::new(
+                wal_start,
+                ids,
+                (after, horizon),
+                deferred.blocks,
+            ))
+        }
+    };
     rep.step(&format!(
-        "copying {} and streaming WAL from {wal_start} alongside",
-        human_bytes(total)
+        "copying {} and streaming WAL from {wal_start} alongside{}",
+        human_bytes(total),
+        match waiting {
+            0 => String::new(),
+            n => format!("; {n} changed blocks wait for what the source's WAL does with them"),
+        }
     ));
     let mut w = TransferWriter {
         target,
@@ -87,16 +125,33 @@ pub fn copy_and_stream(
         vanished: BTreeSet::new(),
         data_bytes: 0,
         wal_bytes: 0,
+        wal_next: wal_start,
+        watch,
         total,
         rep,
     };
     // Only chunks of requested ranges reach the target (see CheckedSink).
-    let end = source.copy_with_wal(
+    let mut end = source.copy_with_wal(
         ranges,
         wal_start,
         history,
         &mut CheckedSink::new(ranges, &mut w),
     )?;
+    let mut left = 0;
+    if let Some(watch) = w.watch.take() {
+        let d = watch.decide();
+        left = d.rewritten;
+        w.rep.step(&format!(
+            "{} of {waiting} waiting blocks left to replay (their first record in the source's WAL rewrites them whole), {} to copy; {} source records read{}",
+            d.rewritten,
+            d.copied,
+            d.records,
+            d.stopped.map(|why| format!(" (stopped: {why})")).unwrap_or_default()
+        ));
+        if !d.fetch.is_empty() {
+            end = copy_decided(source, &mut w, &d.fetch, history, end)?;
+        }
+    }
     // Every range is dealt with, those of files that vanished or shrank on the source meanwhile
     // too (they deliver fewer bytes): progress ends at 100%.
     w.rep.progress(total, total);
@@ -113,6 +168,30 @@ pub fn copy_and_stream(
         wal_bytes,
         end: end.end,
         end_tli: end.tli,
+        blocks_left_to_replay: left,
+    })
+}
+
+/// The deferred blocks still to copy (`fetch`), after the first copy ended at `end`: then the
+/// WAL from where the stream stopped to the source's position after them, which recovery must
+/// reach.
+fn copy_decided(
+    source: &mut dyn Source,
+    w: &mut TransferWriter<'_>,
+    fetch: &[FetchRange],
+    history: &[TimeLineHistoryEntry],
+    end: WalEnd,
+) -> Result<WalEnd> {
+    source.fetch_ranges(fetch, &mut CheckedSink::new(fetch, w))?;
+    let (tli, pos) = source.wal_position()?;
+    let history = crate::source::current_history(source, history, tli)?;
+    // From the page the stream stopped in: read_wal starts at a page.
+    let from = w.wal_next.min(pos);
+    let from = Lsn(from.0 - from.page_offset(crate::xlog::XLOG_BLCKSZ));
+    crate::source::read_wal_until(source, from, pos, &history, w)?;
+    Ok(WalEnd {
+        tli,
+        end: pos.max(end.end),
     })
 }
 
@@ -128,6 +207,10 @@ struct TransferWriter<'a> {
     vanished: BTreeSet<String>,
     data_bytes: u64,
     wal_bytes: u64,
+    /// Where the WAL delivered so far ends.
+    wal_next: Lsn,
+    /// Deciding the deferred blocks from the WAL as it arrives.
+    watch: Option<ReplayWatch>,
     total: u64,
     limit: Option<RateLimit>,
     rep: &'a mut dyn Reporter,
@@ -162,6 +245,10 @@ impl TransferSink for TransferWriter<'_> {
         if let Some(l) = &mut self.limit {
             l.consume(data.len());
         }
+        if let Some(w) = &mut self.watch {
+            w.feed(start, data);
+        }
+        self.wal_next = Lsn(start.0 + data.len() as u64);
         let seg_size = u64::from(self.seg_size);
         let mut pos = start;
         let mut rest = data;
@@ -215,6 +302,8 @@ mod tests {
             vanished: BTreeSet::new(),
             data_bytes: 0,
             wal_bytes: 0,
+            wal_next: Lsn(0),
+            watch: None,
             total: 0,
             limit: None,
             rep,

@@ -256,6 +256,11 @@ pub struct Scanned {
     /// from the scan's start point restores them before anything reads them, so the target's
     /// copies never matter.
     pub rewritten: ChangedBlocks,
+    /// The blocks of `changed` that no record of common history names (their first reference
+    /// is the target's own, after the divergence point), when common history holds no record
+    /// that makes replay read files wholesale: replay reaches them first in the source's WAL,
+    /// which may rewrite them too (`transfer::ReplayWatch`). Empty without `common_end`.
+    pub after_divergence: ChangedBlocks,
     /// Records read.
     pub records: u64,
 }
@@ -295,6 +300,8 @@ pub fn scan_blocks<S: SegmentSource>(
     let mut reached = from;
     // Until a record makes replay read files it does not name.
     let mut first_refs_rewrite = common_end.is_some();
+    // Whether common history had such a record.
+    let mut common_reads_files = false;
     for rec in iter.by_ref() {
         let rec = rec?;
         if rec.lsn >= to {
@@ -306,7 +313,9 @@ pub fn scan_blocks<S: SegmentSource>(
             check_record_kind(&rec)?;
         }
         let common = common_end.is_some_and(|end| rec.end_lsn <= end);
-        first_refs_rewrite &= common && rec.rmid() != rmgr::RM_DBASE_ID;
+        common_reads_files |= common && rec.rmid() == rmgr::RM_DBASE_ID;
+        first_refs_rewrite &= common && !common_reads_files;
+        let first_refs_after = common_end.is_some() && !common && !common_reads_files;
         for b in rec.blocks.iter().filter(|b| b.fork == ForkNumber::Main) {
             let Some((rel, blk)) = page_of(&rec, b)? else {
                 continue;
@@ -314,7 +323,13 @@ pub fn scan_blocks<S: SegmentSource>(
             let path = relation_path(rel, ForkNumber::Main, blk.segment(), tablespace_dir);
             // The path is copied only for a reference that may be a rewriting first one.
             let blk = blk.in_segment();
-            if !(first_refs_rewrite && rewrites_page(b)) {
+            let seen = |f: &Scanned| f.changed.get(&path).is_some_and(|s| s.contains(&blk));
+            if first_refs_after {
+                if !seen(&found) {
+                    found.changed.entry(path.clone()).or_default().insert(blk);
+                    found.after_divergence.entry(path).or_default().insert(blk);
+                }
+            } else if !(first_refs_rewrite && rewrites_page(b)) {
                 found.changed.entry(path).or_default().insert(blk);
             } else if found.changed.entry(path.clone()).or_default().insert(blk) {
                 found.rewritten.entry(path).or_default().insert(blk);

@@ -82,6 +82,11 @@ pub struct PlannedFile {
     /// Blocks (within this segment file) to copy from the source, sorted.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub blocks: Vec<u32>,
+    /// Changed blocks (within this segment file, sorted) whose copy waits for the source's
+    /// WAL: fetched only when its first record naming them does not rewrite them whole
+    /// (`transfer::ReplayWatch`). Not in `blocks`; counted in `bytes`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub deferred_blocks: Vec<u32>,
     /// Bytes this entry copies from the source (whole file, tail, or blocks).
     pub bytes: u64,
 }
@@ -138,6 +143,10 @@ pub struct Totals {
     /// first (their first record after the common redo point carries a full-page image).
     #[serde(default)]
     pub blocks_left_to_replay: u64,
+    /// Of `blocks`, those whose copy waits for the source's WAL
+    /// ([`PlannedFile::deferred_blocks`]).
+    #[serde(default)]
+    pub blocks_deferred: u64,
 }
 
 /// Where recovery of the rebuilt target starts: `backup_label`'s `START WAL LOCATION` and
@@ -265,6 +274,31 @@ impl Plan {
     /// Whether anything needs doing.
     pub fn rewind_required(&self) -> bool {
         self.divergence.is_some() || self.full
+    }
+
+    /// Moves the changed blocks of `deferred` (by segment path) from each file's `blocks` to its
+    /// `deferred_blocks`.
+    pub fn defer_blocks(&mut self, deferred: &HashMap<String, BTreeSet<u32>>) {
+        for f in self.files.iter_mut() {
+            let Some(d) = deferred.get(&f.path) else {
+                continue;
+            };
+            let (later, now): (Vec<u32>, Vec<u32>) = f.blocks.iter().partition(|b| d.contains(b));
+            self.totals.blocks_deferred += later.len() as u64;
+            f.blocks = now;
+            f.deferred_blocks = later;
+        }
+    }
+
+    /// Puts every deferred block back with the blocks copied outright.
+    pub fn undefer_blocks(&mut self) {
+        for f in self.files.iter_mut() {
+            if !f.deferred_blocks.is_empty() {
+                f.blocks.append(&mut f.deferred_blocks);
+                f.blocks.sort_unstable();
+            }
+        }
+        self.totals.blocks_deferred = 0;
     }
 
     /// The plan as pretty JSON.
@@ -397,6 +431,7 @@ pub fn build_files(input: FileMapInput<'_>) -> Result<(Vec<PlannedFile>, Totals)
             source: e.source,
             target: e.target,
             blocks,
+            deferred_blocks: Vec::new(),
             bytes,
         });
         Ok(())

@@ -66,6 +66,13 @@ impl Plan {
                 self.totals.blocks_left_to_replay
             );
         }
+        if self.totals.blocks_deferred > 0 {
+            let _ = writeln!(
+                s,
+                "blocks: {} changed blocks copied only if the source's WAL does not rewrite them first",
+                self.totals.blocks_deferred
+            );
+        }
     }
 
     /// The plan for people: the divergence, then one line per acted-on path.

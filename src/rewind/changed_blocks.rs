@@ -8,6 +8,7 @@ use super::options::{ChangedBlocks, Options};
 use super::plan::Listing;
 use crate::cluster::TargetCluster;
 use crate::error::Result;
+use crate::flavor::Product;
 use crate::plan::RecoveryStartFrom;
 use crate::reporter::Reporter;
 use crate::walscan;
@@ -59,8 +60,19 @@ pub(super) fn scan_wal(
     Ok(Some(scanned))
 }
 
-/// The blocks to copy once both listings are known ([`complete`]) and how many changed blocks
-/// are left to replay ([`leave_to_replay`]).
+/// What phase 4 decided of the target's changed blocks once both listings are known.
+pub(super) struct Decided {
+    /// The blocks to copy ([`complete`]), deferred ones among them.
+    pub changed: BlockSet,
+    /// How many changed blocks are left to replay ([`leave_to_replay`]).
+    pub replayed: u64,
+    /// The blocks of `changed` whose copy waits for the source's WAL ([`deferrable`]).
+    pub deferred: BlockSet,
+}
+
+/// The blocks to copy once both listings are known ([`complete`]), how many changed blocks
+/// are left to replay ([`leave_to_replay`]) and which wait for the source's WAL
+/// ([`deferrable`]).
 pub(super) fn finish(
     target: &mut TargetCluster,
     common: &Common,
@@ -68,14 +80,46 @@ pub(super) fn finish(
     scanned: Option<walscan::Scanned>,
     opts: &Options,
     rep: &mut dyn Reporter,
-) -> Result<(BlockSet, u64)> {
-    let (from_wal, rewritten) = match scanned {
-        Some(s) => (Some(s.changed), s.rewritten),
-        None => (None, BlockSet::default()),
+) -> Result<Decided> {
+    let (from_wal, rewritten, after) = match scanned {
+        Some(s) => (Some(s.changed), s.rewritten, s.after_divergence),
+        None => (None, BlockSet::default(), BlockSet::default()),
     };
     let mut changed = complete(target, common, listings, from_wal, opts, rep)?;
     let replayed = leave_to_replay(&mut changed, &rewritten, common, opts, rep);
-    Ok((changed, replayed))
+    let deferred = match target.flavor().product() {
+        Product::PostgreSql => deferrable(&changed, after, common, opts),
+        Product::OpenGauss => BlockSet::default(),
+    };
+    Ok(Decided {
+        changed,
+        replayed,
+        deferred,
+    })
+}
+
+/// The changed blocks that no record of common history names (`after`,
+/// [`walscan::Scanned::after_divergence`]): replay reaches them first in the source's WAL, and
+/// when that first record rewrites the page, the copy is not needed either. Their copy waits
+/// until the streamed WAL has shown it (`transfer::ReplayWatch`). The same conditions as
+/// [`leave_to_replay`]; PostgreSQL's WAL only.
+fn deferrable(
+    changed: &BlockSet,
+    mut after: BlockSet,
+    common: &Common,
+    opts: &Options,
+) -> BlockSet {
+    if opts.copy_rewritten_blocks || common.start.from != RecoveryStartFrom::CommonCheckpoint {
+        return BlockSet::default();
+    }
+    after.retain(|path, blocks| match changed.get(path) {
+        Some(c) => {
+            blocks.retain(|b| c.contains(b));
+            !blocks.is_empty()
+        }
+        None => false,
+    });
+    after
 }
 
 /// Removes from `changed` the blocks replay rewrites whole before anything reads them

@@ -47,9 +47,20 @@ pub(super) fn run(
         })
         .collect::<Result<_>>()?;
     let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
+    let deferred = transfer::Deferred {
+        blocks: plan
+            .files
+            .iter()
+            .filter(|f| !f.deferred_blocks.is_empty())
+            .map(|f| (f.path.clone(), f.deferred_blocks.clone()))
+            .collect(),
+        after: plan.divergence.as_ref().map(|d| d.lsn).unwrap_or_default(),
+        sysid: prep.target.system_identifier(),
+    };
     let files_done = prep.resume.as_ref().is_some_and(|j| j.files_done);
     if !files_done {
         prep.source.check_ranges(&ranges)?;
+        prep.source.check_ranges(&deferred_ranges(plan))?;
     }
     let locations = creates.iter().filter_map(|(_, l)| l.clone()).collect();
     let resumed = prep.resume.take();
@@ -66,7 +77,7 @@ pub(super) fn run(
         let t = transfer::copy_and_stream(
             prep.source.as_mut(),
             target,
-            &[],
+            (&[], transfer::Deferred::default()),
             wal_start,
             history,
             pace,
@@ -79,7 +90,7 @@ pub(super) fn run(
     let t = transfer::copy_and_stream(
         prep.source.as_mut(),
         target,
-        &ranges,
+        (&ranges, deferred),
         wal_start,
         history,
         pace,
@@ -95,6 +106,21 @@ pub(super) fn run(
     journal.files_done = true;
     journal::write(target, &journal)?;
     Ok(t)
+}
+
+/// Every deferred block's range, for [`crate::source::Source::check_ranges`].
+fn deferred_ranges(plan: &Plan) -> Vec<FetchRange> {
+    let block = u64::from(crate::relpath::BLCKSZ);
+    plan.files
+        .iter()
+        .flat_map(|f| {
+            f.deferred_blocks.iter().map(|&b| FetchRange {
+                path: f.path.clone(),
+                offset: u64::from(b) * block,
+                len: block,
+            })
+        })
+        .collect()
 }
 
 /// The journal of this rebuild (a resumed one's, run count and plan brought up to date), made

@@ -115,7 +115,7 @@ fn phases(
     let scanned = changed_blocks::scan_wal(&mut target, &common, found.restore, &opts, rep)?;
     // 5. Both listings and the plan.
     let (source_files, target_files) = plan::list_both(&target, conn.source.as_mut(), rep)?;
-    let (changed, replayed) = changed_blocks::finish(
+    let decided = changed_blocks::finish(
         &mut target,
         &common,
         (&source_files, &target_files),
@@ -128,11 +128,12 @@ fn phases(
         &target,
         &common,
         (source_files, target_files),
-        &changed,
+        &decided.changed,
         &opts,
         rep,
     )?;
-    plan.totals.blocks_left_to_replay = replayed;
+    plan.totals.blocks_left_to_replay = decided.replayed;
+    plan.defer_blocks(&decided.deferred);
     Ok(Prepared {
         plan,
         source: conn.source,
@@ -222,6 +223,7 @@ fn execute_phases(prep: &mut Prepared, rep: &mut dyn Reporter) -> Result<Outcome
             min_recovery_point: Lsn::INVALID,
             min_recovery_tli: TimeLineId(0),
             synced: 0,
+            blocks_left_to_replay: 0,
         });
     }
     let s = &prep.settings;
@@ -255,6 +257,7 @@ fn execute_phases(prep: &mut Prepared, rep: &mut dyn Reporter) -> Result<Outcome
         min_recovery_point: t.end,
         min_recovery_tli: t.end_tli,
         synced: target.synced_count(),
+        blocks_left_to_replay: t.blocks_left_to_replay,
     })
 }
 

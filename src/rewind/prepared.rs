@@ -104,4 +104,7 @@ pub struct Outcome {
     pub min_recovery_tli: TimeLineId,
     /// Files and directories fsynced.
     pub synced: usize,
+    /// Of the plan's deferred blocks, those not copied because the source's WAL rewrites them
+    /// whole before anything reads them (`transfer::watch`).
+    pub blocks_left_to_replay: u64,
 }

@@ -127,6 +127,7 @@ pub(super) fn prepare(
         ckpt.lsn, ckpt.tli
     ));
     let mut plan = journal.plan.clone();
+    let mut earlier_start = false;
     if let (false, Some(wal)) = (journal.files_done, plan.wal.as_mut()) {
         // This run copies every file again, so the source's files are at least as new as its
         // redo point now; the earlier run's start stays in force for what replay must cover.
@@ -135,6 +136,7 @@ pub(super) fn prepare(
             // Streamed from the new start on: the target's copies of the WAL between it and
             // the divergence point were not checked by this plan's scan.
             let seg_size = target.seg_size();
+            earlier_start = true;
             let stream_from = now.redo.segment(seg_size);
             *wal = wal_plan(
                 now,
@@ -144,6 +146,11 @@ pub(super) fn prepare(
                 wal.source_position,
             );
         }
+    }
+    if earlier_start {
+        // Replay from an earlier point reads records before the one the deferral was decided
+        // from: every deferred block is copied.
+        plan.undefer_blocks();
     }
     Ok(Prepared {
         plan,

@@ -75,3 +75,33 @@ fn first_references_in_common_history_that_rewrite_the_page() {
         assert_eq!(rewritten, want, "with a database created: {with_dbase}");
     }
 }
+
+#[test]
+fn blocks_first_named_after_the_divergence() {
+    for with_dbase in [false, true] {
+        let mut b = WalBuilder::new(3);
+        let from = heap(&mut b, 1, None, false);
+        if with_dbase {
+            b.record(rmgr::RM_DBASE_ID, 0, 9, &body(&[], &[0; 16]));
+        }
+        // The divergence point: the target's own records from here.
+        let common_end = heap(&mut b, 2, None, false);
+        heap(&mut b, 1, None, false); // named in common history too
+        heap(&mut b, 3, Some(true), false);
+        let end = b.record(HEAP, 0, 9, &body(&[], &[0; 3]));
+        b.pad_segment();
+        let seg = Bytes::from(b.out.clone());
+        let mut r = WalReader::new(OneSeg(XLogSegNo(3), seg), SEG, Some(SYSID));
+        let s =
+            scan_blocks(&mut r, (Lsn(from), Lsn(end)), Some(Lsn(common_end)), "").expect("scan");
+        let after: Vec<u32> = s
+            .after_divergence
+            .get("base/5/16384")
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let want: &[u32] = if with_dbase { &[] } else { &[2, 3] };
+        assert_eq!(after, want, "with a database created: {with_dbase}");
+        let changed: Vec<u32> = s.changed["base/5/16384"].iter().copied().collect();
+        assert_eq!(changed, [1, 2, 3]);
+    }
+}

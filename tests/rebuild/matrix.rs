@@ -31,6 +31,7 @@ macro_rules! matrix {
                 #[test] fn promoted_twice() { crate::small::promoted_twice($major) }
                 #[test] fn in_place_tablespaces_local() { in_place_tablespaces($major, Local) }
                 #[test] fn changed_blocks_left_to_replay() { crate::replayed::changed_blocks_left_to_replay($major) }
+                #[test] fn source_wal_rewrites_blocks() { crate::replayed::source_wal_rewrites_blocks($major) }
                 #[test] fn prepared_on_both_sides_server() { crate::twophase::prepared_on_both_sides($major, Server) }
             }
         )*

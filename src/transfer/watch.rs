@@ -1,0 +1,373 @@
+//! Deferred blocks: which of the target's changed blocks the source's WAL rewrites whole before
+//! anything reads them, decided from the WAL as it is streamed ([`ReplayWatch`]).
+//!
+//! A deferred block (the plan's `deferred_blocks`) is one no record of common history names:
+//! replay from the common redo point reaches it first in the source's WAL, after the divergence
+//! point. When that first record carries a full-page image that redo applies, or initialises the
+//! page, redo writes the whole page without reading it, and the target's copy never matters —
+//! the same rule as for the blocks left to replay in common history, applied to the records the
+//! stream delivers. Only records that end at or before the source's WAL position taken before
+//! the copy count: recovery replays them all before the target is consistent. A database-level
+//! record (replay copying a template database's files as they are) ends the decisions, and so
+//! does anything the reader cannot decode: every block not decided by then is copied.
+
+use crate::lsn::Lsn;
+use crate::relpath::{self, ForkNumber, RelFileLocator, BLCKSZ, RELSEG_SIZE};
+use crate::source::FetchRange;
+use crate::walscan::rewrites_page;
+use crate::xlog::reader::WalStreamReader;
+use crate::xlog::record::Record;
+use crate::xlog::rmgr;
+use std::collections::HashMap;
+
+/// What the WAL has said of one deferred block so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// No record counted names it yet.
+    Open,
+    /// Its first record rewrites it: not copied.
+    Rewritten,
+    /// Its first record reads it: copied.
+    Read,
+}
+
+/// Decides the deferred blocks from the source's WAL as it is streamed; see the module docs.
+#[derive(Debug)]
+pub struct ReplayWatch {
+    reader: WalStreamReader,
+    /// The divergence point: records starting at or after it are the source's own.
+    after: Lsn,
+    /// Records ending after it do not count.
+    horizon: Lsn,
+    blocks: HashMap<(RelFileLocator, u32), Fate>,
+    /// Deferred blocks by segment path, in plan order.
+    files: Vec<(String, RelFileLocator, u32, Vec<u32>)>,
+    open: usize,
+    /// Why no further record counts, once none does.
+    stopped: Option<String>,
+    records: u64,
+}
+
+/// What a [`ReplayWatch`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decided {
+    /// The ranges still to fetch: every deferred block not rewritten, contiguous ones merged.
+    pub fetch: Vec<FetchRange>,
+    /// Deferred blocks not fetched: replay rewrites them.
+    pub rewritten: u64,
+    /// Deferred blocks to fetch.
+    pub copied: u64,
+    /// Source records read after the divergence point.
+    pub records: u64,
+    /// Why the watch stopped before every block was decided, if it did.
+    pub stopped: Option<String>,
+}
+
+impl ReplayWatch {
+    /// A watch over WAL streamed from `start` (page aligned) for `deferred` (segment path and
+    /// blocks within it; paths that are not main-fork segments are copied, not watched).
+    pub fn new(
+        start: Lsn,
+        (seg_size, sysid): (u32, u64),
+        (after, horizon): (Lsn, Lsn),
+        deferred: Vec<(String, Vec<u32>)>,
+    ) -> ReplayWatch {
+        let mut blocks = HashMap::new();
+        let mut files = Vec::with_capacity(deferred.len());
+        for (path, list) in deferred {
+            let file = relpath::classify(&path).filter(|f| f.fork == ForkNumber::Main);
+            let (locator, segment) = match file {
+                Some(f) => (f.locator, f.segment),
+                // Never decided: copied.
+                None => (
+                    RelFileLocator {
+                        spc: 0,
+                        db: 0,
+                        rel: 0,
+                    },
+                    u32::MAX,
+                ),
+            };
+            if segment != u32::MAX {
+                for &b in &list {
+                    let abs = segment.saturating_mul(RELSEG_SIZE).saturating_add(b);
+                    blocks.insert((locator, abs), Fate::Open);
+                }
+            }
+            files.push((path, locator, segment, list));
+        }
+        let open = blocks.len();
+        ReplayWatch {
+            reader: WalStreamReader::new(start, seg_size, Some(sysid)),
+            after,
+            horizon,
+            blocks,
+            files,
+            open,
+            stopped: (open == 0).then(|| "no block to decide".to_string()),
+            records: 0,
+        }
+    }
+
+    /// The next bytes of the stream, delivered at `at`: bytes before the reader's position (a
+    /// segment streamed again) are skipped, a gap stops the watch.
+    pub fn feed(&mut self, at: Lsn, data: &[u8]) {
+        if self.stopped.is_some() {
+            return;
+        }
+        let want = self.reader.input_lsn();
+        if at > want {
+            self.stop(format!("the WAL stream skipped from {want} to {at}"));
+            return;
+        }
+        let skip = usize::try_from(want.0 - at.0).unwrap_or(usize::MAX);
+        let Some(rest) = data.get(skip..).filter(|r| !r.is_empty()) else {
+            return;
+        };
+        self.reader.feed(rest);
+        loop {
+            match self.reader.poll() {
+                Ok(Some(rec)) => {
+                    if !self.record(&rec) {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if let Some(end) = self.reader.end_of_wal() {
+                        let lsn = end.lsn;
+                        self.stop(format!("the source's WAL ended at {lsn}"));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.stop(format!("the source's WAL could not be read: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Counts one record; `false` once no further record counts.
+    fn record(&mut self, rec: &Record) -> bool {
+        if rec.lsn < self.after {
+            return true;
+        }
+        if rec.data_end > self.horizon {
+            self.stop(format!("reached the source's position {}", self.horizon));
+            return false;
+        }
+        self.records += 1;
+        if rec.rmid() == rmgr::RM_DBASE_ID {
+            let lsn = rec.lsn;
+            self.stop(format!(
+                "a database-level record at {lsn} replays files wholesale"
+            ));
+            return false;
+        }
+        // Blocks whose first record this is: every reference in it must rewrite the page.
+        let mut first_here: Vec<(RelFileLocator, u32)> = Vec::new();
+        for b in rec.blocks.iter().filter(|b| b.fork == ForkNumber::Main) {
+            let key = (b.rel, b.blk.0);
+            let Some(fate) = self.blocks.get_mut(&key) else {
+                continue;
+            };
+            let rewrites = rewrites_page(b);
+            match *fate {
+                Fate::Open => {
+                    *fate = if rewrites {
+                        Fate::Rewritten
+                    } else {
+                        Fate::Read
+                    };
+                    self.open -= 1;
+                    first_here.push(key);
+                }
+                Fate::Rewritten if !rewrites && first_here.contains(&key) => *fate = Fate::Read,
+                _ => {}
+            }
+        }
+        if self.open == 0 {
+            self.stop("every deferred block is decided".into());
+            return false;
+        }
+        true
+    }
+
+    fn stop(&mut self, why: String) {
+        self.stopped.get_or_insert(why);
+    }
+
+    /// What was decided: the blocks to fetch (every one not rewritten, the undecided included).
+    pub fn decide(self) -> Decided {
+        let mut fetch = Vec::new();
+        let (mut rewritten, mut copied) = (0u64, 0u64);
+        for (path, locator, segment, list) in &self.files {
+            let mut run: Option<(u64, u64)> = None;
+            for &b in list {
+                let abs = segment.saturating_mul(RELSEG_SIZE).saturating_add(b);
+                let fate = self.blocks.get(&(*locator, abs)).copied();
+                if *segment != u32::MAX && fate == Some(Fate::Rewritten) {
+                    rewritten += 1;
+                    continue;
+                }
+                copied += 1;
+                let b = u64::from(b);
+                run = match run {
+                    Some((first, n)) if first + n == b => Some((first, n + 1)),
+                    Some(r) => {
+                        fetch.push(range(path, r));
+                        Some((b, 1))
+                    }
+                    None => Some((b, 1)),
+                };
+            }
+            if let Some(r) = run {
+                fetch.push(range(path, r));
+            }
+        }
+        Decided {
+            fetch,
+            rewritten,
+            copied,
+            records: self.records,
+            stopped: self.stopped.filter(|_| self.open > 0),
+        }
+    }
+}
+
+fn range(path: &str, (first, n): (u64, u64)) -> FetchRange {
+    FetchRange {
+        path: path.to_string(),
+        offset: first * u64::from(BLCKSZ),
+        len: n * u64::from(BLCKSZ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xlog::testwal::{body, TestBlock, WalBuilder, SEG, SYSID};
+
+    const HEAP: u8 = 10;
+
+    /// A heap record naming the given blocks of base/5/16384 (each with an applied image, a
+    /// delta, or initialising the page); returns its LSN.
+    fn heap(b: &mut WalBuilder, refs: &[(u32, &str)]) -> u64 {
+        let blocks: Vec<TestBlock> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, &(blk, how))| TestBlock {
+                id: i as u8,
+                rel: (1663, 5, 16384),
+                blk,
+                will_init: how == "init",
+                image: (how == "image").then(|| (vec![7; 8192], 0, 0x02, None)),
+                data: if how == "image" {
+                    vec![]
+                } else {
+                    vec![1, 2, 3]
+                },
+                ..Default::default()
+            })
+            .collect();
+        b.record(HEAP, 0, 9, &body(&blocks, &[0; 3]))
+    }
+
+    /// Feeds all of `b` in pieces of `piece` bytes to a watch over `blocks` of base/5/16384.
+    fn watch(b: &WalBuilder, after: u64, horizon: u64, blocks: &[u32], piece: usize) -> Decided {
+        let deferred = vec![("base/5/16384".to_string(), blocks.to_vec())];
+        let mut w = ReplayWatch::new(
+            Lsn(b.start),
+            (SEG, SYSID),
+            (Lsn(after), Lsn(horizon)),
+            deferred,
+        );
+        for (i, chunk) in b.out.chunks(piece).enumerate() {
+            w.feed(Lsn(b.start + (i * piece) as u64), chunk);
+        }
+        w.decide()
+    }
+
+    fn fetched_blocks(d: &Decided) -> Vec<u64> {
+        d.fetch
+            .iter()
+            .flat_map(|r| (r.offset / 8192)..((r.offset + r.len) / 8192))
+            .collect()
+    }
+
+    #[test]
+    fn blocks_whose_first_source_record_rewrites_them_are_not_fetched() {
+        let mut b = WalBuilder::new(3);
+        heap(&mut b, &[(1, "delta")]); // common history: does not count
+        let after = heap(&mut b, &[(1, "image"), (2, "delta")]);
+        heap(&mut b, &[(2, "image"), (3, "init")]); // 2 was read first
+        heap(&mut b, &[(4, "delta"), (4, "image")]); // read in its first record
+        heap(&mut b, &[(5, "image")]);
+        let horizon = heap(&mut b, &[(6, "image")]); // ends after the horizon
+        b.pad_segment();
+        for piece in [100, 8192, SEG as usize] {
+            let d = watch(&b, after, horizon, &[1, 2, 3, 4, 5, 6, 7], piece);
+            assert_eq!(fetched_blocks(&d), [2, 4, 6, 7], "in pieces of {piece}");
+            assert_eq!((d.rewritten, d.copied, d.records), (3, 4, 4));
+            let why = d.stopped.expect("undecided blocks left");
+            assert!(why.contains("reached the source's position"), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_database_level_record_or_a_gap_ends_the_decisions() {
+        let mut b = WalBuilder::new(3);
+        let after = heap(&mut b, &[(1, "image")]);
+        b.record(rmgr::RM_DBASE_ID, 0, 9, &body(&[], &[0; 16]));
+        heap(&mut b, &[(2, "image")]);
+        b.pad_segment();
+        let d = watch(&b, after, b.pos(), &[1, 2], 4096);
+        assert_eq!(fetched_blocks(&d), [2]);
+        assert!(d.stopped.unwrap().contains("database-level record"));
+        // WAL delivered with a hole decides nothing after it.
+        let deferred = vec![("base/5/16384".to_string(), vec![1, 2])];
+        let mut w = ReplayWatch::new(
+            Lsn(b.start),
+            (SEG, SYSID),
+            (Lsn(after), Lsn(b.pos())),
+            deferred,
+        );
+        w.feed(Lsn(b.start), &b.out[..100]);
+        w.feed(Lsn(b.start + 8192), &b.out[8192..]);
+        let d = w.decide();
+        assert_eq!(fetched_blocks(&d), [1, 2]);
+        assert!(d.stopped.unwrap().contains("skipped"));
+    }
+
+    #[test]
+    fn every_block_decided_stops_and_a_stream_sent_again_is_skipped() {
+        let mut b = WalBuilder::new(3);
+        let after = heap(&mut b, &[(1, "image"), (9, "init")]);
+        heap(&mut b, &[(1, "delta")]);
+        b.pad_segment();
+        let deferred = vec![("base/5/16384".to_string(), vec![1, 9])];
+        let mut w = ReplayWatch::new(
+            Lsn(b.start),
+            (SEG, SYSID),
+            (Lsn(after), Lsn(b.pos())),
+            deferred,
+        );
+        w.feed(Lsn(b.start), &b.out[..20_000]);
+        // The same bytes again (a segment streamed anew), then the rest.
+        w.feed(Lsn(b.start), &b.out);
+        let d = w.decide();
+        assert!(d.fetch.is_empty());
+        assert_eq!((d.rewritten, d.copied, d.stopped), (2, 0, None));
+    }
+
+    #[test]
+    fn paths_that_are_not_main_fork_segments_are_fetched() {
+        let b = WalBuilder::new(3);
+        let deferred = vec![("base/5/16384_fsm".to_string(), vec![0, 1])];
+        let w = ReplayWatch::new(Lsn(b.start), (SEG, SYSID), (Lsn(0), Lsn(0)), deferred);
+        let d = w.decide();
+        assert_eq!(d.fetch.len(), 1);
+        assert_eq!((d.fetch[0].offset, d.fetch[0].len), (0, 16384));
+        assert_eq!((d.rewritten, d.copied), (0, 2));
+    }
+}
