@@ -165,6 +165,8 @@ fn kill_nine_sweep_pg16() {
             resumed += 1;
         }
         assert!(!old.datadir().join("gsbuild.journal").exists());
+        // Files moved aside for removal before the kill are gone too.
+        assert!(!old.datadir().join("gsbuild-trash").exists(), "{point}");
         verify_standby(&new, &mut old);
         assert_lost_gone(&old);
         old.stop();
@@ -181,6 +183,7 @@ fn kill_nine_sweep_pg16() {
     let (code, err) = gsbuild(&args, None);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("run 3"), "{err}");
+    assert!(!old.datadir().join("gsbuild-trash").exists());
     verify_standby(&new, &mut old);
     assert_lost_gone(&old);
     old.stop();

@@ -95,6 +95,11 @@ impl Policy {
     }
 }
 
+/// Where a rebuild moves the target's files that go, to remove them while it copies
+/// (`rewind::execute`). Neither side's copy of it is planned: the rebuild that finds one, left
+/// by a crash, empties it itself.
+pub const TRASH_DIR: &str = "gsbuild-trash";
+
 /// gsbuild's own files in a target being rebuilt (`crate::journal`): never copied from a
 /// source, never touched by a plan.
 pub const GSBUILD_FILES: &[&str] = &[
@@ -152,12 +157,18 @@ pub fn is_future_twophase(path: &str, next_xid: u64) -> bool {
     }
 }
 
+/// Whether `path` is [`TRASH_DIR`] or in it.
+fn is_trash(path: &str) -> bool {
+    path.strip_prefix(TRASH_DIR)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Decides the action for one non-WAL-segment entry (pg_rewind's table; first match wins).
 pub fn decide_action(entry: &FileEntry, policy: &Policy) -> Result<Action, FileMapError> {
     let path = entry.path.as_str();
     // Written last, from the source's copy, after everything else is durable.
     let table = policy.flavor.table();
-    if path == table.control_file || GSBUILD_FILES.contains(&path) {
+    if path == table.control_file || GSBUILD_FILES.contains(&path) || is_trash(path) {
         return Ok(Action::None);
     }
     // macOS's Finder metadata, neither copied nor removed (pg_rewind's rule).

@@ -34,6 +34,16 @@ fn decision_table() {
         ),
         (entry("postmaster.pid", file(80), None, false), Action::None),
         (entry(".DS_Store", file(6), None, false), Action::None),
+        // The trash a crash left: emptied by the rebuild itself, never planned.
+        (entry("gsbuild-trash", None, dir(), false), Action::None),
+        (
+            entry("gsbuild-trash/3", None, file(16 << 20), false),
+            Action::None,
+        ),
+        (
+            entry("gsbuild-trashy", None, file(1), false),
+            Action::Remove,
+        ),
         (entry("base/.DS_Store", None, file(6), false), Action::None),
         (
             entry("pg_replslot/s1/state", file(200), file(200), false),

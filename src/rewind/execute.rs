@@ -184,18 +184,22 @@ fn prepare_files(
         }
         crate::failpoint::hit("create");
     }
+    let mut trash = Trash::new(target);
     for f in &plan.files {
         match (f.action, &f.target) {
             (Action::Truncate, _) => {
                 target.truncate(&f.path, f.source.as_ref().map(FileKind::size).unwrap_or(0))?
             }
             (Action::Remove, Some(FileKind::Dir)) => target.remove_dir(&f.path)?,
+            // Unlinking is slow where the file system discards freed blocks (100 WAL segments
+            // of 16 MiB: 0.4 s on the benchmark machine's ext4): moved aside now, removed
+            // while the copy runs.
+            (Action::Remove, Some(FileKind::File { .. })) => trash.put(&f.path, target)?,
             (Action::Remove, _) => target.remove_file(&f.path, true)?,
             _ => continue,
         }
         crate::failpoint::hit("truncate-remove");
     }
-    let mut trash = Trash::new(plan.full, target)?;
     for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
         // A full build replaces the target's files by new ones (the first chunk creates each),
         // the old ones removed alongside the copy.
@@ -207,30 +211,41 @@ fn prepare_files(
     Ok(trash.empty_alongside())
 }
 
-/// Where a full build moves the target's files it replaces (`gsbuild-trash`, in the data
-/// directory): a rename each, and one thread removes them all while the copy runs. Left by a
-/// crash, it is a path only the target has, which the next (full) plan removes.
+/// Where the target's files that go are moved (`gsbuild-trash`, in the data directory): those
+/// the plan removes, and those a full build replaces. A rename each, and one thread removes
+/// them all while the copy runs; the copy waits for it before the sync. Left by a crash (only
+/// after the point of no return), it is emptied by the next run, which plans nothing in it.
 struct Trash {
-    dir: Option<PathBuf>,
+    dir: PathBuf,
+    /// It exists: made by this run, or left by an interrupted one.
+    exists: bool,
+    dry_run: bool,
     moved: u64,
 }
 
 /// The directory of [`Trash`], relative to the data directory.
-pub(super) const TRASH: &str = "gsbuild-trash";
+pub(super) const TRASH: &str = crate::filemap::TRASH_DIR;
 
 impl Trash {
-    fn new(full: bool, target: &mut TargetDir) -> Result<Trash> {
-        if full {
-            target.create_dir(TRASH)?;
-        }
-        Ok(Trash {
-            dir: full.then(|| target.root().join(TRASH)),
+    fn new(target: &TargetDir) -> Trash {
+        let dir = target.root().join(TRASH);
+        Trash {
+            exists: !target.dry_run() && dir.is_dir(),
+            dir,
+            dry_run: target.dry_run(),
             moved: 0,
-        })
+        }
     }
 
-    /// Moves `rel` into the trash, or removes it when it cannot be moved.
+    /// Moves `rel` into the trash, or removes it when it cannot be moved (another file system).
     fn put(&mut self, rel: &str, target: &mut TargetDir) -> Result<()> {
+        if self.dry_run {
+            return target.remove_file(rel, true);
+        }
+        if !self.exists {
+            target.create_dir(TRASH)?;
+            self.exists = true;
+        }
         self.moved += 1;
         if !target.move_aside(rel, &format!("{TRASH}/{}", self.moved))? {
             target.remove_file(rel, true)?;
@@ -240,9 +255,17 @@ impl Trash {
 
     /// Starts removing the trash on a thread of its own; its handle, to wait for.
     fn empty_alongside(self) -> Option<std::thread::JoinHandle<Result<()>>> {
-        let dir = self.dir?;
+        if !self.exists {
+            return None;
+        }
+        let dir = self.dir;
         Some(std::thread::spawn(move || {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove directory", &dir, e))
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io("remove directory", &dir, e))
+                }
+                _ => Ok(()),
+            }
         }))
     }
 }

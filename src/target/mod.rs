@@ -387,7 +387,8 @@ impl TargetDir {
 
     /// Moves the file `rel` to `to` (a path in the data directory whose directory exists), to
     /// be removed later; `false` when it cannot be renamed there (another file system: a
-    /// tablespace) and the caller removes it in place.
+    /// tablespace) or is not there (a resumed run: moved by the run before), and the caller
+    /// removes it in place.
     pub fn move_aside(&mut self, rel: &str, to: &str) -> Result<bool> {
         let (src, dst) = (self.path(rel)?, self.path(to)?);
         if self.dry_run {
@@ -398,6 +399,7 @@ impl TargetDir {
         match fs::rename(&src, &dst) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io("rename file", &src, e)),
         }
         self.touched_files.remove(&src);

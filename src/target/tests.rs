@@ -59,3 +59,16 @@ fn dry_run_writes_nothing() {
     assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
     assert_eq!(t.bytes_written(), 3);
 }
+
+#[test]
+fn moves_aside_and_takes_a_missing_file_for_moved() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = TargetDir::new(d.path(), false, SyncMethod::None).unwrap();
+    t.create_dir("trash").unwrap();
+    t.write_at("f", 0, b"x").unwrap();
+    assert!(t.move_aside("f", "trash/1").unwrap());
+    assert!(!d.path().join("f").exists());
+    assert_eq!(fs::read(d.path().join("trash/1")).unwrap(), b"x");
+    // A resumed run moves what the run before already moved: nothing to do.
+    assert!(!t.move_aside("f", "trash/2").unwrap());
+}
