@@ -89,21 +89,7 @@ pub fn copy_and_stream(
 ) -> Result<Transferred> {
     let waiting: u64 = deferred.blocks.iter().map(|(_, b)| b.len() as u64).sum();
     let total: u64 = ranges.iter().map(|r| r.len).sum::<u64>() + waiting * u64::from(BLCKSZ);
-    let watch = match waiting {
-        0 => None,
-        _ => {
-            // Records ending at or before the source's position now are all replayed before
-            // the target is consistent: the copy ends at a later one.
-            let (_, horizon) = source.wal_position()?;
-            let (after, ids) = (deferred.after, (pace.seg_size, deferred.sysid));
-            Some(ReplayWatch::new(
-                wal_start,
-                ids,
-                (after, horizon),
-                deferred.blocks,
-            ))
-        }
-    };
+    let watch = watch_for(source, deferred, wal_start, pace.seg_size)?;
     rep.step(&format!(
         "copying {} and streaming WAL from {wal_start} alongside{}",
         human_bytes(total),
@@ -139,18 +125,7 @@ pub fn copy_and_stream(
     )?;
     let mut left = 0;
     if let Some(watch) = w.watch.take() {
-        let d = watch.decide();
-        left = d.rewritten;
-        w.rep.step(&format!(
-            "{} of {waiting} waiting blocks left to replay (their first record in the source's WAL rewrites them whole), {} to copy; {} source records read{}",
-            d.rewritten,
-            d.copied,
-            d.records,
-            d.stopped.map(|why| format!(" (stopped: {why})")).unwrap_or_default()
-        ));
-        if !d.fetch.is_empty() {
-            end = copy_decided(source, &mut w, &d.fetch, history, end)?;
-        }
+        (end, left) = copy_deferred(source, &mut w, watch, history, end)?;
     }
     // Every range is dealt with, those of files that vanished or shrank on the source meanwhile
     // too (they deliver fewer bytes): progress ends at 100%.
@@ -170,6 +145,51 @@ pub fn copy_and_stream(
         end_tli: end.tli,
         blocks_left_to_replay: left,
     })
+}
+
+/// The watch over the streamed WAL that decides `deferred` ([`watch`]), `None` without any.
+fn watch_for(
+    source: &mut dyn Source,
+    deferred: Deferred,
+    wal_start: Lsn,
+    seg_size: u32,
+) -> Result<Option<ReplayWatch>> {
+    if deferred.blocks.is_empty() {
+        return Ok(None);
+    }
+    // Records ending at or before the source's position now are all replayed before the
+    // target is consistent: the copy ends at a later one.
+    let (_, horizon) = source.wal_position()?;
+    let ids = (seg_size, deferred.sysid);
+    let watch = ReplayWatch::new(wal_start, ids, (deferred.after, horizon), deferred.blocks);
+    Ok(Some(watch))
+}
+
+/// What `watch` decided, said; the deferred blocks it did not find rewritten copied
+/// ([`copy_decided`]). Returns the new end of the WAL and how many blocks were left to replay.
+fn copy_deferred(
+    source: &mut dyn Source,
+    w: &mut TransferWriter<'_>,
+    watch: ReplayWatch,
+    history: &[TimeLineHistoryEntry],
+    end: WalEnd,
+) -> Result<(WalEnd, u64)> {
+    let d = watch.decide();
+    w.rep.step(&format!(
+        "{} of {} waiting blocks left to replay (their first record in the source's WAL rewrites them whole), {} to copy; {} source records read{}",
+        d.rewritten,
+        d.rewritten + d.copied,
+        d.copied,
+        d.records,
+        d.stopped.map(|why| format!(" (stopped: {why})")).unwrap_or_default()
+    ));
+    if d.fetch.is_empty() {
+        return Ok((end, d.rewritten));
+    }
+    Ok((
+        copy_decided(source, w, &d.fetch, history, end)?,
+        d.rewritten,
+    ))
 }
 
 /// The deferred blocks still to copy (`fetch`), after the first copy ended at `end`: then the

@@ -87,16 +87,24 @@ impl Plan {
         self.write_wal_text(&mut s);
         for f in &self.files {
             // A file left alone but for its changed blocks reads as what happens to it.
-            let what = match (f.action, f.blocks.is_empty()) {
-                (Action::None, false) => "blocks",
+            let blocks = f.blocks.len() + f.deferred_blocks.len();
+            let what = match (f.action, blocks) {
+                (Action::None, 1..) => "blocks",
                 (a, _) => action_name(a),
             };
             let _ = write!(s, "{what:<9} {}", f.path);
-            match f.blocks.len() {
-                0 => {}
-                1 => s.push_str(" (1 block)"),
-                n => {
-                    let _ = write!(s, " ({n} blocks)");
+            let plural = |n: usize| if n == 1 { "block" } else { "blocks" };
+            match f.deferred_blocks.len() {
+                _ if blocks == 0 => {}
+                0 => {
+                    let _ = write!(s, " ({blocks} {})", plural(blocks));
+                }
+                d => {
+                    let _ = write!(
+                        s,
+                        " ({blocks} {}, {d} waiting for the source's WAL)",
+                        plural(blocks)
+                    );
                 }
             }
             let _ = writeln!(s, " [{}]", human_bytes(f.bytes));

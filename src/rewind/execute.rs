@@ -47,16 +47,7 @@ pub(super) fn run(
         })
         .collect::<Result<_>>()?;
     let ranges: Vec<FetchRange> = plan.files.iter().flat_map(|f| f.ranges()).collect();
-    let deferred = transfer::Deferred {
-        blocks: plan
-            .files
-            .iter()
-            .filter(|f| !f.deferred_blocks.is_empty())
-            .map(|f| (f.path.clone(), f.deferred_blocks.clone()))
-            .collect(),
-        after: plan.divergence.as_ref().map(|d| d.lsn).unwrap_or_default(),
-        sysid: prep.target.system_identifier(),
-    };
+    let deferred = deferred_of(plan, prep.target.system_identifier());
     let files_done = prep.resume.as_ref().is_some_and(|j| j.files_done);
     if !files_done {
         prep.source.check_ranges(&ranges)?;
@@ -106,6 +97,20 @@ pub(super) fn run(
     journal.files_done = true;
     journal::write(target, &journal)?;
     Ok(t)
+}
+
+/// The plan's deferred blocks, for the transfer to decide.
+fn deferred_of(plan: &Plan, sysid: u64) -> transfer::Deferred {
+    transfer::Deferred {
+        blocks: plan
+            .files
+            .iter()
+            .filter(|f| !f.deferred_blocks.is_empty())
+            .map(|f| (f.path.clone(), f.deferred_blocks.clone()))
+            .collect(),
+        after: plan.divergence.as_ref().map(|d| d.lsn).unwrap_or_default(),
+        sysid,
+    }
 }
 
 /// Every deferred block's range, for [`crate::source::Source::check_ranges`].

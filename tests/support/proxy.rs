@@ -239,11 +239,17 @@ fn pump(shared: Arc<Shared>, conn: u64, upstream: bool, mut from: TcpStream, mut
             let mut st = shared.lock();
             if upstream {
                 let mut window = std::mem::take(&mut tail);
+                let old = window.len();
                 window.extend_from_slice(data);
                 let mut i = 0;
                 while i < st.triggers.len() {
                     let t = &st.triggers[i];
-                    let seen = window.windows(t.pattern.len()).any(|w| w == t.pattern);
+                    // Only an occurrence that ends in the new bytes: one wholly in the tail
+                    // was seen (and its `when` checked) with the read before.
+                    let seen = window
+                        .windows(t.pattern.len())
+                        .enumerate()
+                        .any(|(at, w)| w == t.pattern && at + w.len() > old);
                     if seen && t.when.as_ref().is_none_or(|w| w()) {
                         let t = st.triggers.remove(i);
                         eprintln!("proxy: pattern of trigger {:?} seen", t.name);
