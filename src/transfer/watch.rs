@@ -31,7 +31,17 @@ enum Fate {
     Read,
 }
 
+/// One deferred file: its path, and its blocks (sorted, as the plan has them) with what the
+/// WAL has said of each.
+#[derive(Debug)]
+struct Watched {
+    path: String,
+    blocks: Vec<u32>,
+    fates: Vec<Fate>,
+}
+
 /// Decides the deferred blocks from the source's WAL as it is streamed; see the module docs.
+/// About five bytes per deferred block (a plan's blocks and one byte each).
 #[derive(Debug)]
 pub struct ReplayWatch {
     reader: WalStreamReader,
@@ -39,9 +49,9 @@ pub struct ReplayWatch {
     after: Lsn,
     /// Records ending after it do not count.
     horizon: Lsn,
-    blocks: HashMap<(RelFileLocator, u32), Fate>,
-    /// Deferred blocks by segment path, in plan order.
-    files: Vec<(String, RelFileLocator, u32, Vec<u32>)>,
+    files: Vec<Watched>,
+    /// The main-fork segment files of `files`, by relation and segment number.
+    index: HashMap<(RelFileLocator, u32), usize>,
     open: usize,
     /// Why no further record counts, once none does.
     stopped: Option<String>,
@@ -72,41 +82,44 @@ impl ReplayWatch {
         (after, horizon): (Lsn, Lsn),
         deferred: Vec<(String, Vec<u32>)>,
     ) -> ReplayWatch {
-        let mut blocks = HashMap::new();
-        let mut files = Vec::with_capacity(deferred.len());
-        for (path, list) in deferred {
-            let file = relpath::classify(&path).filter(|f| f.fork == ForkNumber::Main);
-            let (locator, segment) = match file {
-                Some(f) => (f.locator, f.segment),
-                // Never decided: copied.
-                None => (
-                    RelFileLocator {
-                        spc: 0,
-                        db: 0,
-                        rel: 0,
-                    },
-                    u32::MAX,
-                ),
-            };
-            if segment != u32::MAX {
-                for &b in &list {
-                    let abs = segment.saturating_mul(RELSEG_SIZE).saturating_add(b);
-                    blocks.insert((locator, abs), Fate::Open);
+        let mut index = HashMap::new();
+        let mut open = 0;
+        let files: Vec<Watched> = deferred
+            .into_iter()
+            .enumerate()
+            .map(|(i, (path, blocks))| {
+                // Any other path is never decided: its blocks are copied.
+                if let Some(f) = relpath::classify(&path).filter(|f| f.fork == ForkNumber::Main) {
+                    if index.insert((f.locator, f.segment), i).is_none() {
+                        open += blocks.len();
+                    }
                 }
-            }
-            files.push((path, locator, segment, list));
-        }
-        let open = blocks.len();
+                let fates = vec![Fate::Open; blocks.len()];
+                Watched {
+                    path,
+                    blocks,
+                    fates,
+                }
+            })
+            .collect();
         ReplayWatch {
             reader: WalStreamReader::new(start, seg_size, Some(sysid)),
             after,
             horizon,
-            blocks,
             files,
+            index,
             open,
             stopped: (open == 0).then(|| "no block to decide".to_string()),
             records: 0,
         }
+    }
+
+    /// The fate of block `blk` of `rel`'s main fork, when it is deferred.
+    fn fate(&mut self, rel: RelFileLocator, blk: u32) -> Option<&mut Fate> {
+        let i = *self.index.get(&(rel, blk / RELSEG_SIZE))?;
+        let f = self.files.get_mut(i)?;
+        let j = f.blocks.binary_search(&(blk % RELSEG_SIZE)).ok()?;
+        f.fates.get_mut(j)
     }
 
     /// The next bytes of the stream, delivered at `at`: bytes before the reader's position (a
@@ -168,7 +181,7 @@ impl ReplayWatch {
         let mut first_here: Vec<(RelFileLocator, u32)> = Vec::new();
         for b in rec.blocks.iter().filter(|b| b.fork == ForkNumber::Main) {
             let key = (b.rel, b.blk.0);
-            let Some(fate) = self.blocks.get_mut(&key) else {
+            let Some(fate) = self.fate(b.rel, b.blk.0) else {
                 continue;
             };
             let rewrites = rewrites_page(b);
@@ -201,12 +214,10 @@ impl ReplayWatch {
     pub fn decide(self) -> Decided {
         let mut fetch = Vec::new();
         let (mut rewritten, mut copied) = (0u64, 0u64);
-        for (path, locator, segment, list) in &self.files {
+        for f in &self.files {
             let mut run: Option<(u64, u64)> = None;
-            for &b in list {
-                let abs = segment.saturating_mul(RELSEG_SIZE).saturating_add(b);
-                let fate = self.blocks.get(&(*locator, abs)).copied();
-                if *segment != u32::MAX && fate == Some(Fate::Rewritten) {
+            for (&b, &fate) in f.blocks.iter().zip(&f.fates) {
+                if fate == Fate::Rewritten {
                     rewritten += 1;
                     continue;
                 }
@@ -215,14 +226,14 @@ impl ReplayWatch {
                 run = match run {
                     Some((first, n)) if first + n == b => Some((first, n + 1)),
                     Some(r) => {
-                        fetch.push(range(path, r));
+                        fetch.push(range(&f.path, r));
                         Some((b, 1))
                     }
                     None => Some((b, 1)),
                 };
             }
             if let Some(r) = run {
-                fetch.push(range(path, r));
+                fetch.push(range(&f.path, r));
             }
         }
         Decided {
@@ -369,5 +380,44 @@ mod tests {
         assert_eq!(d.fetch.len(), 1);
         assert_eq!((d.fetch[0].offset, d.fetch[0].len), (0, 16384));
         assert_eq!((d.rewritten, d.copied), (0, 2));
+    }
+
+    #[test]
+    fn blocks_of_later_segment_files_are_found_by_their_relation_block_number() {
+        let mut b = WalBuilder::new(3);
+        let after = heap(
+            &mut b,
+            &[(RELSEG_SIZE + 5, "image"), (RELSEG_SIZE + 6, "delta")],
+        );
+        b.pad_segment();
+        let deferred = vec![
+            ("base/5/16384".to_string(), vec![5, 6]),
+            ("base/5/16384.1".to_string(), vec![5, 6]),
+        ];
+        let mut w = ReplayWatch::new(
+            Lsn(b.start),
+            (SEG, SYSID),
+            (Lsn(after), Lsn(b.pos())),
+            deferred,
+        );
+        w.feed(Lsn(b.start), &b.out);
+        let d = w.decide();
+        let fetched: Vec<(String, u64)> = d
+            .fetch
+            .iter()
+            .map(|r| (r.path.clone(), r.offset / 8192))
+            .collect();
+        assert_eq!(
+            fetched,
+            [
+                ("base/5/16384".to_string(), 5),
+                ("base/5/16384.1".to_string(), 6)
+            ]
+        );
+        assert_eq!(
+            d.fetch[0].len, 16384,
+            "blocks 5 and 6 of the first segment in one range"
+        );
+        assert_eq!((d.rewritten, d.copied), (1, 3));
     }
 }
