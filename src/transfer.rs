@@ -261,6 +261,12 @@ impl ChunkSink for TransferWriter<'_> {
 }
 
 impl TransferSink for TransferWriter<'_> {
+    fn more_ranges(&mut self, stream_done: bool) -> Option<Vec<FetchRange>> {
+        // A query's worth of blocks at a time (see source::batch::MAX_BATCH_BYTES).
+        const PIECE: usize = 512;
+        self.watch.as_mut()?.ready(stream_done, PIECE)
+    }
+
     fn wal(&mut self, start: Lsn, data: &[u8], history: &[TimeLineHistoryEntry]) -> Result<()> {
         if let Some(l) = &mut self.limit {
             l.consume(data.len());

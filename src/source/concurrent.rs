@@ -65,8 +65,73 @@ pub struct Fetcher {
     pub statement: Statement,
 }
 
-/// The queries of one fetch, taken by the sessions in order.
-pub type Queue = Arc<Mutex<VecDeque<Vec<FetchRange>>>>;
+/// The fetch queries still to run, shared by the fetch sessions. An open queue may get more
+/// ([`Queue::push`], the deferred blocks a copy hands out as the WAL streams): a session that
+/// finds it empty waits until more come or it is closed ([`Queue::close`]).
+pub struct Queue {
+    state: Mutex<QueueState>,
+    more: tokio::sync::Notify,
+}
+
+struct QueueState {
+    batches: VecDeque<Vec<FetchRange>>,
+    open: bool,
+}
+
+impl Queue {
+    /// A queue of `batches`; `open`: more may be pushed until it is closed.
+    pub fn new(batches: Vec<Vec<FetchRange>>, open: bool) -> Arc<Queue> {
+        Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                batches: batches.into(),
+                open,
+            }),
+            more: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds queries to an open queue.
+    pub fn push(&self, batches: Vec<Vec<FetchRange>>) {
+        self.lock().batches.extend(batches);
+        self.more.notify_waiters();
+    }
+
+    /// No more queries will come: sessions finish once it is empty.
+    pub fn close(&self) {
+        self.lock().open = false;
+        self.more.notify_waiters();
+    }
+
+    /// The next query, if one is waiting.
+    fn try_take(&self) -> Option<Vec<FetchRange>> {
+        self.lock().batches.pop_front()
+    }
+
+    /// The next query, waiting for one while the queue is open; `None` once it is closed and
+    /// empty.
+    async fn take(&self) -> Option<Vec<FetchRange>> {
+        loop {
+            let notified = self.more.notified();
+            tokio::pin!(notified);
+            // Registered before the state is looked at, so a push in between wakes it.
+            notified.as_mut().enable();
+            {
+                let mut st = self.lock();
+                if let Some(b) = st.batches.pop_front() {
+                    return Some(b);
+                }
+                if !st.open {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+}
 
 fn gone() -> Error {
     Error::Usage("the copy was abandoned".into())
@@ -74,7 +139,12 @@ fn gone() -> Error {
 
 /// Runs queries from `queue` on one session until it is empty, then reports
 /// [`Delivery::FetchDone`] (or [`Delivery::Failed`]).
-pub async fn fetch_session(f: Fetcher, queue: Queue, tx: mpsc::Sender<Delivery>, limits: Limits) {
+pub async fn fetch_session(
+    f: Fetcher,
+    queue: Arc<Queue>,
+    tx: mpsc::Sender<Delivery>,
+    limits: Limits,
+) {
     let last = match fetch_loop(&f, &queue, &tx, &limits).await {
         Ok(()) => Delivery::FetchDone,
         Err(e) => Delivery::Failed(e),
@@ -84,16 +154,15 @@ pub async fn fetch_session(f: Fetcher, queue: Queue, tx: mpsc::Sender<Delivery>,
 
 async fn fetch_loop(
     f: &Fetcher,
-    queue: &Queue,
+    queue: &Arc<Queue>,
     tx: &mpsc::Sender<Delivery>,
     limits: &Limits,
 ) -> Result<()> {
-    let take = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
     let start = |batch: Vec<FetchRange>| {
         let query = send_query(f.client.clone(), f.statement.clone(), &batch);
         (batch, AbortOnDrop(tokio::spawn(query)))
     };
-    let mut next = take().map(start);
+    let mut next = queue.take().await.map(start);
     while let Some((batch, mut query)) = next.take() {
         // The rows of the query before were all read: the answer depends on the server alone.
         let rows = limits
@@ -108,8 +177,11 @@ async fn fetch_loop(
         // it when it finishes this one. Sending it only now that this one was answered keeps
         // the two in order on the connection (each query's rows come after the previous
         // query's, and are read in that order).
-        next = take().map(start);
+        next = queue.try_take().map(start);
         receive(rows, batch, tx, limits).await?;
+        if next.is_none() {
+            next = queue.take().await.map(start);
+        }
     }
     Ok(())
 }

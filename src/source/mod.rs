@@ -57,6 +57,14 @@ pub trait TransferSink: ChunkSink {
     /// files). Pieces may come in any order (a local source reads them in parallel), and a
     /// piece may come again (after a timeline switch, from the start of its segment).
     fn wal(&mut self, start: Lsn, data: &[u8], history: &[TimeLineHistoryEntry]) -> Result<()>;
+
+    /// Ranges to fetch besides those given, for a source that fetches while it streams the
+    /// WAL (and asks after every delivery): `Some` while more may come (empty: none yet),
+    /// `None` once none will (the default, from the start). `stream_done`: the WAL stream
+    /// ended, nothing more will be delivered. Chunks of these ranges are then accepted too.
+    fn more_ranges(&mut self, _stream_done: bool) -> Option<Vec<FetchRange>> {
+        None
+    }
 }
 
 /// Where the WAL copied by [`Source::copy_with_wal`] ends: the source's position once every
@@ -86,14 +94,27 @@ pub struct CheckedSink<'a, S: ChunkSink + ?Sized = dyn ChunkSink + 'a> {
 impl<'a, S: ChunkSink + ?Sized> CheckedSink<'a, S> {
     /// A sink for the answers to `ranges`, passing them on to `inner`.
     pub fn new(ranges: &[FetchRange], inner: &'a mut S) -> CheckedSink<'a, S> {
-        let mut asked: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+        let mut sink = CheckedSink {
+            inner,
+            asked: HashMap::new(),
+        };
+        sink.allow(ranges);
+        sink
+    }
+
+    /// Accepts the answers to `ranges` too.
+    fn allow(&mut self, ranges: &[FetchRange]) {
         for r in ranges {
-            asked
-                .entry(r.path.clone())
-                .or_default()
-                .push((r.offset, r.offset.saturating_add(r.len)));
+            let spans = self.asked.entry(r.path.clone()).or_default();
+            spans.push((r.offset, r.offset.saturating_add(r.len)));
         }
-        for spans in asked.values_mut() {
+        let mut touched: Vec<&str> = ranges.iter().map(|r| r.path.as_str()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for path in touched {
+            let Some(spans) = self.asked.get_mut(path) else {
+                continue;
+            };
             spans.sort_unstable();
             let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
             for &(start, end) in spans.iter() {
@@ -104,7 +125,6 @@ impl<'a, S: ChunkSink + ?Sized> CheckedSink<'a, S> {
             }
             *spans = merged;
         }
-        CheckedSink { inner, asked }
     }
 
     fn unasked(path: &str, what: String) -> Error {
@@ -145,6 +165,12 @@ impl<S: ChunkSink + ?Sized> ChunkSink for CheckedSink<'_, S> {
 impl<S: TransferSink + ?Sized> TransferSink for CheckedSink<'_, S> {
     fn wal(&mut self, start: Lsn, data: &[u8], history: &[TimeLineHistoryEntry]) -> Result<()> {
         self.inner.wal(start, data, history)
+    }
+
+    fn more_ranges(&mut self, stream_done: bool) -> Option<Vec<FetchRange>> {
+        let more = self.inner.more_ranges(stream_done)?;
+        self.allow(&more);
+        Some(more)
     }
 }
 

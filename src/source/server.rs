@@ -22,9 +22,8 @@ use crate::replication::tls::client_config;
 use crate::replication::{ClientOptions, ReplicationClient};
 use crate::timeline::{history_file_name, TimeLineHistoryEntry};
 use futures_util::StreamExt;
-use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::{ToSql, Type};
@@ -300,8 +299,19 @@ impl ServerSource {
         if queries.is_empty() {
             return Ok(Vec::new());
         }
-        let fetchers = self.fetchers(queries.len())?;
-        let queue: Queue = Arc::new(Mutex::new(VecDeque::from(queries)));
+        let n = queries.len();
+        self.start_sessions(Queue::new(queries, false), n, tx)
+    }
+
+    /// One fetch task per session (as many as `queries` can keep busy, up to `-j`), all
+    /// taking from `queue`.
+    fn start_sessions(
+        &mut self,
+        queue: Arc<Queue>,
+        queries: usize,
+        tx: &mpsc::Sender<Delivery>,
+    ) -> Result<Vec<AbortOnDrop<()>>> {
+        let fetchers = self.fetchers(queries)?;
         Ok(fetchers
             .into_iter()
             .map(|f| {
@@ -334,7 +344,17 @@ impl ServerSource {
             tx.clone(),
             stop_rx,
         )));
-        let fetch_tasks = self.start_fetch(ranges, &tx)?;
+        // Ranges the sink hands out as the WAL streams (deferred blocks) join an open queue.
+        let first = sink.more_ranges(false);
+        let mut open = first.is_some();
+        let mut queries = super::batch::plan_queries(ranges);
+        queries.extend(super::batch::plan_queries(first.as_deref().unwrap_or(&[])));
+        let sessions = if open { usize::MAX } else { queries.len() };
+        let queue = Queue::new(queries, open);
+        let fetch_tasks = match sessions {
+            0 => Vec::new(),
+            n => self.start_sessions(queue.clone(), n, &tx)?,
+        };
         drop(tx);
         let mut fetching = fetch_tasks.len();
         let mut stopped = None;
@@ -342,6 +362,16 @@ impl ServerSource {
             match next_delivery(&mut rx)? {
                 Delivery::FetchDone => fetching -= 1,
                 other => handle(other, sink, history, &mut stopped)?,
+            }
+            while open {
+                match sink.more_ranges(stopped.is_some()) {
+                    Some(more) if more.is_empty() => break,
+                    Some(more) => queue.push(super::batch::plan_queries(&more)),
+                    None => {
+                        queue.close();
+                        open = false;
+                    }
+                }
             }
         }
         // The copy is complete: everything it holds is in the source's WAL before this.

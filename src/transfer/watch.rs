@@ -29,6 +29,8 @@ enum Fate {
     Rewritten,
     /// Its first record reads it: copied.
     Read,
+    /// Handed out to be fetched while the WAL was still streaming ([`ReplayWatch::ready`]).
+    Fetched,
 }
 
 /// One deferred file: its path, and its blocks (sorted, as the plan has them) with what the
@@ -36,6 +38,8 @@ enum Fate {
 #[derive(Debug)]
 struct Watched {
     path: String,
+    /// Whether the WAL can name its blocks (a main-fork segment, listed once).
+    indexed: bool,
     blocks: Vec<u32>,
     fates: Vec<Fate>,
 }
@@ -56,16 +60,24 @@ pub struct ReplayWatch {
     /// Why no further record counts, once none does.
     stopped: Option<String>,
     records: u64,
+    /// Deferred blocks in all, and the next one [`ReplayWatch::ready`] looks at (file, block
+    /// within its list), with how many it has passed.
+    total: usize,
+    cursor: (usize, usize),
+    passed: usize,
+    /// Everything was handed out.
+    drained: bool,
 }
 
 /// What a [`ReplayWatch`] decided.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Decided {
-    /// The ranges still to fetch: every deferred block not rewritten, contiguous ones merged.
+    /// The ranges still to fetch: every deferred block neither rewritten nor handed out
+    /// already ([`ReplayWatch::ready`]), contiguous ones merged.
     pub fetch: Vec<FetchRange>,
     /// Deferred blocks not fetched: replay rewrites them.
     pub rewritten: u64,
-    /// Deferred blocks to fetch.
+    /// Deferred blocks fetched: handed out during the stream, or in `fetch`.
     pub copied: u64,
     /// Source records read after the divergence point.
     pub records: u64,
@@ -89,14 +101,20 @@ impl ReplayWatch {
             .enumerate()
             .map(|(i, (path, blocks))| {
                 // Any other path is never decided: its blocks are copied.
+                let mut indexed = false;
                 if let Some(f) = relpath::classify(&path).filter(|f| f.fork == ForkNumber::Main) {
-                    if index.insert((f.locator, f.segment), i).is_none() {
+                    if let std::collections::hash_map::Entry::Vacant(e) =
+                        index.entry((f.locator, f.segment))
+                    {
+                        e.insert(i);
+                        indexed = true;
                         open += blocks.len();
                     }
                 }
                 let fates = vec![Fate::Open; blocks.len()];
                 Watched {
                     path,
+                    indexed,
                     blocks,
                     fates,
                 }
@@ -106,11 +124,15 @@ impl ReplayWatch {
             reader: WalStreamReader::new(start, seg_size, Some(sysid)),
             after,
             horizon,
-            files,
             index,
             open,
             stopped: (open == 0).then(|| "no block to decide".to_string()),
             records: 0,
+            total: files.iter().map(|f| f.blocks.len()).sum(),
+            cursor: (0, 0),
+            passed: 0,
+            drained: false,
+            files,
         }
     }
 
@@ -210,6 +232,52 @@ impl ReplayWatch {
         self.stopped.get_or_insert(why);
     }
 
+    /// Deferred blocks to fetch now, for a source that fetches while it streams: the stream has
+    /// covered a share of the WAL from the divergence point to the horizon, and as large a
+    /// share of the blocks (in plan order) is handed out, less those found rewritten by then.
+    /// Fetching a block is always safe, so one handed out early is only a copy replay did not
+    /// need. Everything not rewritten once the stream reached the horizon, the watch stopped,
+    /// or the stream ended (`stream_done`). Handed out in pieces of at least `min` blocks but
+    /// the last; `None` once everything was.
+    pub fn ready(&mut self, stream_done: bool, min: usize) -> Option<Vec<FetchRange>> {
+        if self.drained {
+            return None;
+        }
+        let fed = self.reader.input_lsn();
+        let all = stream_done || self.stopped.is_some() || fed >= self.horizon;
+        let span = self.horizon.0.saturating_sub(self.after.0).max(1);
+        let covered = fed.0.saturating_sub(self.after.0).min(span);
+        let due = match all {
+            true => self.total,
+            false => (self.total as u128 * u128::from(covered) / u128::from(span)) as usize,
+        };
+        if !all && due < self.passed + min {
+            return Some(Vec::new());
+        }
+        let mut out = Vec::new();
+        while self.passed < due {
+            let (i, j) = self.cursor;
+            let Some(f) = self.files.get_mut(i) else {
+                break;
+            };
+            let (Some(fate), Some(&blk)) = (f.fates.get_mut(j), f.blocks.get(j)) else {
+                self.cursor = (i + 1, 0);
+                continue;
+            };
+            if *fate != Fate::Rewritten {
+                if *fate == Fate::Open && f.indexed {
+                    self.open -= 1;
+                }
+                *fate = Fate::Fetched;
+                out.push(range(&f.path, (u64::from(blk), 1)));
+            }
+            self.cursor = (i, j + 1);
+            self.passed += 1;
+        }
+        self.drained = all;
+        (!all || !out.is_empty()).then_some(out)
+    }
+
     /// What was decided: the blocks to fetch (every one not rewritten, the undecided included).
     pub fn decide(self) -> Decided {
         let mut fetch = Vec::new();
@@ -217,11 +285,14 @@ impl ReplayWatch {
         for f in &self.files {
             let mut run: Option<(u64, u64)> = None;
             for (&b, &fate) in f.blocks.iter().zip(&f.fates) {
-                if fate == Fate::Rewritten {
-                    rewritten += 1;
+                match fate {
+                    Fate::Rewritten => rewritten += 1,
+                    Fate::Fetched => copied += 1,
+                    Fate::Open | Fate::Read => copied += 1,
+                }
+                if matches!(fate, Fate::Rewritten | Fate::Fetched) {
                     continue;
                 }
-                copied += 1;
                 let b = u64::from(b);
                 run = match run {
                     Some((first, n)) if first + n == b => Some((first, n + 1)),
@@ -419,5 +490,46 @@ mod tests {
             "blocks 5 and 6 of the first segment in one range"
         );
         assert_eq!((d.rewritten, d.copied), (1, 3));
+    }
+
+    #[test]
+    fn blocks_are_handed_out_as_the_stream_covers_the_wal_and_never_rewritten_ones() {
+        let mut b = WalBuilder::new(3);
+        // Small records, so that half the WAL holds about half of them.
+        let after = heap(&mut b, &[(1, "init")]);
+        for blk in 2..40 {
+            heap(&mut b, &[(blk, "delta")]);
+        }
+        let horizon = heap(&mut b, &[(40, "init")]);
+        b.pad_segment();
+        let deferred = vec![("base/5/16384".to_string(), (1..=40).collect::<Vec<u32>>())];
+        let mut w = ReplayWatch::new(
+            Lsn(b.start),
+            (SEG, SYSID),
+            (Lsn(after), Lsn(horizon)),
+            deferred,
+        );
+        // Nothing streamed past the divergence point yet: nothing is due.
+        assert_eq!(w.ready(false, 1), Some(vec![]));
+        // About half the WAL up to the horizon.
+        let half = w.after.0 + (horizon - after) / 2;
+        w.feed(Lsn(b.start), &b.out[..(half - b.start) as usize]);
+        let first = w.ready(false, 1).expect("more to come");
+        let first: Vec<u64> = first.iter().map(|r| r.offset / 8192).collect();
+        assert!(first.len() >= 15 && first.len() <= 21, "{first:?}");
+        assert!(!first.contains(&1), "block 1 is rewritten: {first:?}");
+        // A piece of at least 100 blocks is not due yet.
+        assert_eq!(w.ready(false, 100), Some(vec![]));
+        // The rest of the stream: everything else, once, then nothing more.
+        w.feed(Lsn(half), &b.out[(half - b.start) as usize..]);
+        let rest = w.ready(false, 100).expect("the rest");
+        let rest: Vec<u64> = rest.iter().map(|r| r.offset / 8192).collect();
+        let mut all: Vec<u64> = first.iter().chain(&rest).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (2..=40).collect::<Vec<u64>>());
+        assert_eq!(w.ready(true, 1), None);
+        let d = w.decide();
+        assert!(d.fetch.is_empty());
+        assert_eq!((d.rewritten, d.copied), (1, 39));
     }
 }
