@@ -133,6 +133,38 @@ impl Queue {
     }
 }
 
+/// The queue of a copy of `ranges` into `sink`: open when the sink has ranges to come as the
+/// WAL streams (deferred blocks, [`TransferSink::more_ranges`]); with the number of sessions
+/// it can keep busy (all of them while it is open), and whether it is open.
+pub fn queue_for(ranges: &[FetchRange], sink: &mut dyn TransferSink) -> (Arc<Queue>, usize, bool) {
+    let first = sink.more_ranges(false);
+    let open = first.is_some();
+    let mut queries = super::batch::plan_queries(ranges);
+    queries.extend(super::batch::plan_queries(first.as_deref().unwrap_or(&[])));
+    let sessions = if open { usize::MAX } else { queries.len() };
+    (Queue::new(queries, open), sessions, open)
+}
+
+/// After a delivery: what the sink has to fetch now joins the queue, and the queue is closed
+/// once the sink will have nothing more (`open` then turns false).
+pub fn pass_on_more(
+    sink: &mut dyn TransferSink,
+    queue: &Queue,
+    stream_done: bool,
+    open: &mut bool,
+) {
+    while *open {
+        match sink.more_ranges(stream_done) {
+            Some(more) if more.is_empty() => break,
+            Some(more) => queue.push(super::batch::plan_queries(&more)),
+            None => {
+                queue.close();
+                *open = false;
+            }
+        }
+    }
+}
+
 fn gone() -> Error {
     Error::Usage("the copy was abandoned".into())
 }

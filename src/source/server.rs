@@ -344,13 +344,7 @@ impl ServerSource {
             tx.clone(),
             stop_rx,
         )));
-        // Ranges the sink hands out as the WAL streams (deferred blocks) join an open queue.
-        let first = sink.more_ranges(false);
-        let mut open = first.is_some();
-        let mut queries = super::batch::plan_queries(ranges);
-        queries.extend(super::batch::plan_queries(first.as_deref().unwrap_or(&[])));
-        let sessions = if open { usize::MAX } else { queries.len() };
-        let queue = Queue::new(queries, open);
+        let (queue, sessions, mut open) = concurrent::queue_for(ranges, sink);
         let fetch_tasks = match sessions {
             0 => Vec::new(),
             n => self.start_sessions(queue.clone(), n, &tx)?,
@@ -363,16 +357,7 @@ impl ServerSource {
                 Delivery::FetchDone => fetching -= 1,
                 other => handle(other, sink, history, &mut stopped)?,
             }
-            while open {
-                match sink.more_ranges(stopped.is_some()) {
-                    Some(more) if more.is_empty() => break,
-                    Some(more) => queue.push(super::batch::plan_queries(&more)),
-                    None => {
-                        queue.close();
-                        open = false;
-                    }
-                }
-            }
+            concurrent::pass_on_more(sink, &queue, stopped.is_some(), &mut open);
         }
         // The copy is complete: everything it holds is in the source's WAL before this.
         let (tli, end) = self.wal_position()?;
