@@ -10,6 +10,11 @@
 //! the copy count: recovery replays them all before the target is consistent. A database-level
 //! record (replay copying a template database's files as they are) ends the decisions, and so
 //! does anything the reader cannot decode: every block not decided by then is copied.
+//!
+//! A server source fetches the deferred blocks while the WAL streams, as the watch hands them
+//! out ([`ReplayWatch::ready`]: paced by how much of the WAL up to that position has arrived,
+//! never one found rewritten); other sources fetch what [`ReplayWatch::decide`] leaves after
+//! the first copy. Phase 6.
 
 use crate::lsn::Lsn;
 use crate::relpath::{self, ForkNumber, RelFileLocator, BLCKSZ, RELSEG_SIZE};
@@ -287,10 +292,11 @@ impl ReplayWatch {
             for (&b, &fate) in f.blocks.iter().zip(&f.fates) {
                 match fate {
                     Fate::Rewritten => rewritten += 1,
+                    // Handed out while the WAL streamed: fetched already.
                     Fate::Fetched => copied += 1,
                     Fate::Open | Fate::Read => copied += 1,
                 }
-                if matches!(fate, Fate::Rewritten | Fate::Fetched) {
+                if fate != Fate::Open && fate != Fate::Read {
                     continue;
                 }
                 let b = u64::from(b);
