@@ -86,12 +86,16 @@ pub(super) fn run(
         history,
         pace,
         rep,
-    )?;
-    if let Some(thread) = emptying {
+    );
+    // Waited for whether the copy worked or not: nothing of this run may go on changing the
+    // target after it returns. The copy's error, if any, is the one reported.
+    let emptied = emptying.map(|thread| {
         thread
             .join()
-            .map_err(|_| Error::Usage(format!("removing \"{TRASH}\" failed")))??;
-    }
+            .map_err(|_| Error::Usage(format!("removing \"{TRASH}\" failed")))?
+    });
+    let t = t?;
+    emptied.transpose()?;
     // Durable before the journal says so: a resumed run skips them.
     target.sync()?;
     journal.files_done = true;
