@@ -87,19 +87,28 @@ pub(super) fn run(
         pace,
         rep,
     );
-    // Waited for whether the copy worked or not: nothing of this run may go on changing the
-    // target after it returns. The copy's error, if any, is the one reported.
+    let t = after_emptied(t, emptying)?;
+    // Durable before the journal says so: a resumed run skips them.
+    target.sync()?;
+    journal.files_done = true;
+    journal::write(target, &journal)?;
+    Ok(t)
+}
+
+/// `copied` once the thread emptying the trash is done, whether the copy worked or not:
+/// nothing of this run may go on changing the target after it returns. The copy's error, if
+/// any, is the one reported.
+fn after_emptied(
+    copied: Result<Transferred>,
+    emptying: Option<std::thread::JoinHandle<Result<()>>>,
+) -> Result<Transferred> {
     let emptied = emptying.map(|thread| {
         thread
             .join()
             .map_err(|_| Error::Usage(format!("removing \"{TRASH}\" failed")))?
     });
-    let t = t?;
+    let t = copied?;
     emptied.transpose()?;
-    // Durable before the journal says so: a resumed run skips them.
-    target.sync()?;
-    journal.files_done = true;
-    journal::write(target, &journal)?;
     Ok(t)
 }
 
