@@ -92,6 +92,18 @@ pub struct PlannedFile {
 }
 
 impl PlannedFile {
+    /// The ranges of its deferred blocks, contiguous ones merged.
+    pub fn deferred_ranges(&self) -> Vec<FetchRange> {
+        merge_blocks(&self.deferred_blocks)
+            .into_iter()
+            .map(|(b, n)| FetchRange {
+                path: self.path.clone(),
+                offset: b * u64::from(BLCKSZ),
+                len: n * u64::from(BLCKSZ),
+            })
+            .collect()
+    }
+
     /// The source ranges this entry copies, contiguous blocks merged.
     pub fn ranges(&self) -> Vec<FetchRange> {
         let src = self.source.as_ref().map(FileKind::size).unwrap_or(0);

@@ -51,7 +51,12 @@ pub(super) fn run(
     let files_done = prep.resume.as_ref().is_some_and(|j| j.files_done);
     if !files_done {
         prep.source.check_ranges(&ranges)?;
-        prep.source.check_ranges(&deferred_ranges(plan))?;
+        let deferred: Vec<FetchRange> = plan
+            .files
+            .iter()
+            .flat_map(|f| f.deferred_ranges())
+            .collect();
+        prep.source.check_ranges(&deferred)?;
     }
     let locations = creates.iter().filter_map(|(_, l)| l.clone()).collect();
     let resumed = prep.resume.take();
@@ -124,21 +129,6 @@ fn deferred_of(plan: &Plan, sysid: u64) -> transfer::Deferred {
         after: plan.divergence.as_ref().map(|d| d.lsn).unwrap_or_default(),
         sysid,
     }
-}
-
-/// Every deferred block's range, for [`crate::source::Source::check_ranges`].
-fn deferred_ranges(plan: &Plan) -> Vec<FetchRange> {
-    let block = u64::from(crate::relpath::BLCKSZ);
-    plan.files
-        .iter()
-        .flat_map(|f| {
-            f.deferred_blocks.iter().map(|&b| FetchRange {
-                path: f.path.clone(),
-                offset: u64::from(b) * block,
-                len: block,
-            })
-        })
-        .collect()
 }
 
 /// The journal of this rebuild (a resumed one's, run count and plan brought up to date), made

@@ -338,6 +338,21 @@ mod tests {
 
     const HEAP: u8 = 10;
 
+    /// A watch over the WAL of `b` from its start, for records from `after` ending by
+    /// `horizon`.
+    fn over(
+        b: &WalBuilder,
+        (after, horizon): (u64, u64),
+        deferred: Vec<(String, Vec<u32>)>,
+    ) -> ReplayWatch {
+        ReplayWatch::new(
+            Lsn(b.start),
+            (SEG, SYSID),
+            (Lsn(after), Lsn(horizon)),
+            deferred,
+        )
+    }
+
     /// A heap record naming the given blocks of base/5/16384 (each with an applied image, a
     /// delta, or initialising the page); returns its LSN.
     fn heap(b: &mut WalBuilder, refs: &[(u32, &str)]) -> u64 {
@@ -364,12 +379,7 @@ mod tests {
     /// Feeds all of `b` in pieces of `piece` bytes to a watch over `blocks` of base/5/16384.
     fn watch(b: &WalBuilder, after: u64, horizon: u64, blocks: &[u32], piece: usize) -> Decided {
         let deferred = vec![("base/5/16384".to_string(), blocks.to_vec())];
-        let mut w = ReplayWatch::new(
-            Lsn(b.start),
-            (SEG, SYSID),
-            (Lsn(after), Lsn(horizon)),
-            deferred,
-        );
+        let mut w = over(b, (after, horizon), deferred);
         for (i, chunk) in b.out.chunks(piece).enumerate() {
             w.feed(Lsn(b.start + (i * piece) as u64), chunk);
         }
@@ -414,12 +424,7 @@ mod tests {
         assert!(d.stopped.unwrap().contains("database-level record"));
         // WAL delivered with a hole decides nothing after it.
         let deferred = vec![("base/5/16384".to_string(), vec![1, 2])];
-        let mut w = ReplayWatch::new(
-            Lsn(b.start),
-            (SEG, SYSID),
-            (Lsn(after), Lsn(b.pos())),
-            deferred,
-        );
+        let mut w = over(&b, (after, b.pos()), deferred);
         w.feed(Lsn(b.start), &b.out[..100]);
         w.feed(Lsn(b.start + 8192), &b.out[8192..]);
         let d = w.decide();
@@ -434,12 +439,7 @@ mod tests {
         heap(&mut b, &[(1, "delta")]);
         b.pad_segment();
         let deferred = vec![("base/5/16384".to_string(), vec![1, 9])];
-        let mut w = ReplayWatch::new(
-            Lsn(b.start),
-            (SEG, SYSID),
-            (Lsn(after), Lsn(b.pos())),
-            deferred,
-        );
+        let mut w = over(&b, (after, b.pos()), deferred);
         w.feed(Lsn(b.start), &b.out[..20_000]);
         // The same bytes again (a segment streamed anew), then the rest.
         w.feed(Lsn(b.start), &b.out);
@@ -452,7 +452,7 @@ mod tests {
     fn paths_that_are_not_main_fork_segments_are_fetched() {
         let b = WalBuilder::new(3);
         let deferred = vec![("base/5/16384_fsm".to_string(), vec![0, 1])];
-        let w = ReplayWatch::new(Lsn(b.start), (SEG, SYSID), (Lsn(0), Lsn(0)), deferred);
+        let w = over(&b, (0, 0), deferred);
         let d = w.decide();
         assert_eq!(d.fetch.len(), 1);
         assert_eq!((d.fetch[0].offset, d.fetch[0].len), (0, 16384));
@@ -471,12 +471,7 @@ mod tests {
             ("base/5/16384".to_string(), vec![5, 6]),
             ("base/5/16384.1".to_string(), vec![5, 6]),
         ];
-        let mut w = ReplayWatch::new(
-            Lsn(b.start),
-            (SEG, SYSID),
-            (Lsn(after), Lsn(b.pos())),
-            deferred,
-        );
+        let mut w = over(&b, (after, b.pos()), deferred);
         w.feed(Lsn(b.start), &b.out);
         let d = w.decide();
         let fetched: Vec<(String, u64)> = d
@@ -509,12 +504,7 @@ mod tests {
         let horizon = heap(&mut b, &[(40, "init")]);
         b.pad_segment();
         let deferred = vec![("base/5/16384".to_string(), (1..=40).collect::<Vec<u32>>())];
-        let mut w = ReplayWatch::new(
-            Lsn(b.start),
-            (SEG, SYSID),
-            (Lsn(after), Lsn(horizon)),
-            deferred,
-        );
+        let mut w = over(&b, (after, horizon), deferred);
         // Nothing streamed past the divergence point yet: nothing is due.
         assert_eq!(w.ready(false, 1), Some(vec![]));
         // About half the WAL up to the horizon.
