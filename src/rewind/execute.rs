@@ -93,6 +93,7 @@ pub(super) fn run(
         rep,
     );
     let t = after_emptied(t, emptying)?;
+    target.finish_whole_files()?;
     // Durable before the journal says so: a resumed run skips them.
     target.sync()?;
     journal.files_done = true;
@@ -209,11 +210,19 @@ fn prepare_files(
         crate::failpoint::hit("truncate-remove");
     }
     for f in plan.files.iter().filter(|f| f.action == Action::Copy) {
-        // A full build replaces the target's files by new ones (the first chunk creates each),
-        // the old ones removed alongside the copy.
-        match plan.full && f.target.is_some() && f.bytes > 0 {
-            true => trash.put(&f.path, target)?,
-            false => target.truncate(&f.path, 0)?,
+        // A full build replaces the target's files by new ones, the old ones removed alongside
+        // the copy. Otherwise one the target has at most as long is overwritten in place; any
+        // other is emptied (or created) as its first chunk opens it (`TargetDir`'s `whole`).
+        let src = f.source.as_ref().map(FileKind::size).unwrap_or(0);
+        match &f.target {
+            Some(_) if plan.full && f.bytes > 0 => {
+                trash.put(&f.path, target)?;
+                target.empty_before_writing(&f.path);
+            }
+            Some(FileKind::File { size }) if !plan.full && src > 0 && *size <= src => {
+                target.overwrite_in_place(&f.path)
+            }
+            _ => target.empty_before_writing(&f.path),
         }
     }
     Ok(trash.empty_alongside())

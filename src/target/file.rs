@@ -132,6 +132,58 @@ pub(super) fn fsync_path(p: &Path) -> Result<()> {
     f.sync_all().map_err(|e| Error::io("fsync file", p, e))
 }
 
+/// Fsyncs every one of `paths`, from a few threads at once when there are many: the file
+/// system commits the concurrent requests together (on the benchmark machine's ext4, 400
+/// small files took 30 ms one after another). After a failure no further fsync is started; the
+/// earliest failed path (in `paths`' order) is reported once every thread has stopped.
+pub(super) fn fsync_paths(paths: &[&Path]) -> Result<()> {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 16;
+    let threads = paths.len().div_ceil(PER_THREAD).clamp(1, THREADS);
+    if threads == 1 {
+        return paths.iter().try_for_each(|p| fsync_path(p));
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let mut errors: Vec<(usize, Error)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut errors = Vec::new();
+                    while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(p) = paths.get(i) else { break };
+                        if let Err(e) = fsync_path(p) {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            errors.push((i, e));
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| match w.join() {
+                Ok(errors) => errors,
+                Err(_) => vec![(
+                    usize::MAX,
+                    Error::io(
+                        "fsync file",
+                        Path::new("(a syncing thread)"),
+                        std::io::Error::other("the thread panicked"),
+                    ),
+                )],
+            })
+            .collect()
+    });
+    errors.sort_by_key(|(i, _)| *i);
+    match errors.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn syncfs(root: &Path) -> Result<()> {
     let f = File::open(root).map_err(|e| Error::io("open directory", root, e))?;
     use std::os::fd::AsRawFd;

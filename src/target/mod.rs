@@ -8,10 +8,11 @@ use crate::datadir;
 use crate::error::{Error, Result};
 use crate::flavor::Product;
 use crate::source::ChunkSink;
-use file::{fsync_path, syncfs, OpenFile};
+use file::{fsync_path, fsync_paths, syncfs, OpenFile};
 pub use file::{give_to_owner_of, CreateModes};
 
 mod file;
+mod whole;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -49,6 +50,8 @@ pub struct TargetDir {
     /// Directories on the way to a written path that were checked not to be symbolic links
     /// (see [`TargetDir::path`]).
     checked_dirs: HashSet<String>,
+    /// Files copied whole, and what each still needs ([`whole`]).
+    whole: whole::WholeFiles,
 }
 
 impl TargetDir {
@@ -72,6 +75,7 @@ impl TargetDir {
             bytes_written: 0,
             synced: 0,
             checked_dirs: HashSet::new(),
+            whole: whole::WholeFiles::default(),
         })
     }
 
@@ -162,10 +166,11 @@ impl TargetDir {
             None => {
                 let full = self.path(rel)?;
                 let existed = full.exists();
+                let empty = self.whole.opening(rel);
                 let file = OpenOptions::new()
                     .write(true)
                     .create(true)
-                    .truncate(false)
+                    .truncate(empty)
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&full)
                     .map_err(|e| Error::io("open file", &full, e))?;
@@ -216,6 +221,7 @@ impl TargetDir {
             .write_all_at(data, offset)
             .map_err(|e| Error::io("write file", &full, e))?;
         f.wrote(offset, data.len() as u64, early);
+        self.whole.wrote(rel, offset, data.len() as u64);
         Ok(())
     }
 
@@ -231,11 +237,69 @@ impl TargetDir {
             .map_err(|e| Error::io("truncate file", &full, e))
     }
 
+    /// `rel`, about to be copied whole, is emptied (or created) when it is first opened: before
+    /// the first byte written into it, or by [`TargetDir::finish_whole_files`] ([`whole`]).
+    pub fn empty_before_writing(&mut self, rel: &str) {
+        if !self.dry_run {
+            self.open.retain(|o| o.rel != rel);
+            self.whole.empty_first(rel);
+        }
+    }
+
+    /// `rel`, about to be copied whole, is overwritten in place: the target's file is at most
+    /// as long as the source's ([`whole`]). [`TargetDir::finish_whole_files`] cuts it to what
+    /// was delivered.
+    pub fn overwrite_in_place(&mut self, rel: &str) {
+        if !self.dry_run {
+            self.whole.overwrite(rel);
+        }
+    }
+
+    /// Once the copy is over: empties each file marked by [`TargetDir::empty_before_writing`]
+    /// that no chunk opened (it is empty on the source, or became so), and gives each file
+    /// overwritten in place exactly the length delivered, zeros in any gap between the chunks
+    /// ([`whole`]).
+    pub fn finish_whole_files(&mut self) -> Result<()> {
+        let left = self.whole.take();
+        for rel in left.to_empty {
+            self.truncate(&rel, 0)?;
+        }
+        for (rel, spans) in left.in_place {
+            let full = self.path(&rel)?;
+            let end = spans.last().map(|s| s.1).unwrap_or(0);
+            for (start, stop) in whole::gaps(&spans) {
+                let zeros = vec![
+                    0u8;
+                    usize::try_from(stop - start)
+                        .unwrap_or(usize::MAX)
+                        .min(1 << 20)
+                ];
+                let mut at = start;
+                while at < stop {
+                    let n = zeros
+                        .len()
+                        .min(usize::try_from(stop - at).unwrap_or(usize::MAX));
+                    self.write_at(&rel, at, zeros.get(..n).unwrap_or(&zeros))?;
+                    at += n as u64;
+                }
+            }
+            // Its length, without opening it again (a write extends it at once).
+            let len = fs::symlink_metadata(&full)
+                .map_err(|e| Error::io("stat file", &full, e))?
+                .len();
+            if len > end {
+                self.truncate(&rel, end)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a file or symlink (`missing_ok`: a missing one is fine).
     pub fn remove_file(&mut self, rel: &str, missing_ok: bool) -> Result<()> {
         if self.dry_run {
             return Ok(());
         }
+        self.whole.forget(rel);
         self.open.retain(|o| o.rel != rel);
         let full = self.path(rel)?;
         // The checked directories may change kind from here on.
@@ -395,6 +459,7 @@ impl TargetDir {
             return Ok(true);
         }
         self.open.retain(|o| o.rel != rel);
+        self.whole.forget(rel);
         self.checked_dirs.clear();
         match fs::rename(&src, &dst) {
             Ok(()) => {}
@@ -442,9 +507,13 @@ impl TargetDir {
             SyncMethod::None => {}
             SyncMethod::Syncfs => syncfs(&self.root)?,
             SyncMethod::Fsync => {
-                for p in self.touched_files.iter().chain(self.touched_dirs.iter()) {
-                    fsync_path(p)?;
-                }
+                let paths: Vec<&Path> = self
+                    .touched_files
+                    .iter()
+                    .chain(self.touched_dirs.iter())
+                    .map(PathBuf::as_path)
+                    .collect();
+                fsync_paths(&paths)?;
             }
         }
         self.synced += self.touched_count();

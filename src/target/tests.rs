@@ -72,3 +72,43 @@ fn moves_aside_and_takes_a_missing_file_for_moved() {
     // A resumed run moves what the run before already moved: nothing to do.
     assert!(!t.move_aside("f", "trash/2").unwrap());
 }
+
+/// Files copied whole end with exactly what was delivered, as if each had been emptied first:
+/// overwritten in place or emptied on first open ([`whole`]).
+#[test]
+fn files_copied_whole_hold_only_what_was_delivered() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    for f in ["same", "shrank", "holes", "emptied", "untouched_empty", "gone"] {
+        fs::write(root.join(f), [b'o'; 100]).unwrap();
+    }
+    let mut t = TargetDir::new(root, false, SyncMethod::Fsync).unwrap();
+    for f in ["same", "shrank", "holes", "gone"] {
+        t.overwrite_in_place(f);
+    }
+    t.empty_before_writing("emptied");
+    t.empty_before_writing("untouched_empty");
+    t.empty_before_writing("created");
+    // Delivered: all of "same"; "shrank" read short; "holes" with a chunk missing between two.
+    t.write_at("same", 0, &[b'n'; 100]).unwrap();
+    t.write_at("shrank", 0, &[b'n'; 40]).unwrap();
+    t.write_at("holes", 0, &[b'n'; 10]).unwrap();
+    t.write_at("holes", 20, &[b'n'; 10]).unwrap();
+    t.write_at("emptied", 50, b"nn").unwrap();
+    // A file that vanished from the source is removed, and stays so.
+    t.remove_file("gone", false).unwrap();
+    t.finish_whole_files().unwrap();
+    t.sync().unwrap();
+    let read = |f: &str| fs::read(root.join(f)).unwrap();
+    assert_eq!(read("same"), vec![b'n'; 100]);
+    assert_eq!(read("shrank"), vec![b'n'; 40]);
+    let mut holes = vec![b'n'; 30];
+    holes[10..20].fill(0);
+    assert_eq!(read("holes"), holes);
+    let mut emptied = vec![0; 52];
+    emptied[50..].copy_from_slice(b"nn");
+    assert_eq!(read("emptied"), emptied);
+    assert_eq!(read("untouched_empty"), Vec::<u8>::new());
+    assert_eq!(read("created"), Vec::<u8>::new());
+    assert!(!root.join("gone").exists());
+}
