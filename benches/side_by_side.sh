@@ -10,7 +10,7 @@
 # durable write bandwidth (dd ... conv=fsync) to put gsbuild's time next to the physical limit:
 # the bytes that had to move written at that bandwidth (issue 14).
 #
-#   bash benches/side_by_side.sh [--scenario S1|S2|P|S3|L1|L2|F100K|all|smoke] [--rounds N]
+#   bash benches/side_by_side.sh [--scenario S1|S2|P|S3|S4|L1|L2|F100K|all|smoke] [--rounds N]
 #                                [--pg-bin DIR] [--workdir DIR] [--keep] [--gsbuild PATH]
 #                                [--check-timeout S] [--dd-mib N]
 #
@@ -21,14 +21,16 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 usage: bash benches/side_by_side.sh [options]
-  --scenario LIST     S1, S2, S3, all or smoke, or a comma-separated list (default: all =
-                      S1,S2,S3)
+  --scenario LIST     S1, S2, P, S3, S4, L1, L2, F100K, all or smoke, or a comma-separated
+                      list (default: all = S1,S2,S3)
       S1     pgbench scale 100, >= 1 GiB of pre-split WAL in the source's pg_wal, 2,000
              transactions on each side after the split
       S2     scale 100, 20,000 transactions on each side
       P      the plain case: S2 with no older WAL kept on the source (its standby is made
              after the load, so its pg_wal holds only WAL from about the split on)
       S3     S1's divergence on scale 300
+      S4     S1's divergence on scale 1,000 (a cluster of about 15 GiB; needs about 51 GiB
+             free for the source, the pristine target and a working copy)
       L1     S1 with the source in a network namespace behind a veth pair (tc tbf: 1 Gbit/s
              each way) and a relay adding 1 ms per round trip (benches/delay_proxy.py);
              both tools connect over TCP; needs root
@@ -81,8 +83,8 @@ scenarios=${scenarios//,/ }
 [ "$scenarios" = all ] && scenarios="S1 S2 S3"
 for s in $scenarios; do
   case $s in
-    S1 | S2 | P | S3 | L1 | L2 | F100K | smoke) ;;
-    *) die "unknown scenario \"$s\" (S1, S2, P, S3, L1, L2, F100K, all, smoke)" ;;
+    S1 | S2 | P | S3 | S4 | L1 | L2 | F100K | smoke) ;;
+    *) die "unknown scenario \"$s\" (S1, S2, P, S3, S4, L1, L2, F100K, all, smoke)" ;;
   esac
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not \"$rounds\""
@@ -436,6 +438,7 @@ scenario_params() {
     S2) scale=100 txns=20000 min_wal_mib=1024 ;;
     P) scale=100 txns=20000 min_wal_mib=0 late_standby=1 ;;
     S3) scale=300 txns=2000 min_wal_mib=1024 ;;
+    S4) scale=1000 txns=2000 min_wal_mib=1024 ;;
     L1) scale=100 txns=2000 min_wal_mib=1024 link="1gbit 1" ;;
     L2) scale=100 txns=2000 min_wal_mib=1024 link="100mbit 20" ;;
     F100K) scale=10 txns=2000 min_wal_mib=16 tables=25000 dry_run=1 ;;
