@@ -92,8 +92,7 @@ pub(super) fn run(
         pace,
         rep,
     );
-    let t = after_emptied(t, emptying)?;
-    target.finish_whole_files()?;
+    let t = after_copy(t, emptying, target)?;
     // Durable before the journal says so: a resumed run skips them.
     target.sync()?;
     journal.files_done = true;
@@ -103,10 +102,12 @@ pub(super) fn run(
 
 /// `copied` once the thread emptying the trash is done, whether the copy worked or not:
 /// nothing of this run may go on changing the target after it returns. The copy's error, if
-/// any, is the one reported.
-fn after_emptied(
+/// any, is the one reported. After a copy that worked, the files copied whole get exactly the
+/// bytes delivered (`TargetDir::finish_whole_files`).
+fn after_copy(
     copied: Result<Transferred>,
     emptying: Option<std::thread::JoinHandle<Result<()>>>,
+    target: &mut TargetDir,
 ) -> Result<Transferred> {
     let emptied = emptying.map(|thread| {
         thread
@@ -115,6 +116,7 @@ fn after_emptied(
     });
     let t = copied?;
     emptied.transpose()?;
+    target.finish_whole_files()?;
     Ok(t)
 }
 

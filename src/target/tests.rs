@@ -79,7 +79,14 @@ fn moves_aside_and_takes_a_missing_file_for_moved() {
 fn files_copied_whole_hold_only_what_was_delivered() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
-    for f in ["same", "shrank", "holes", "emptied", "untouched_empty", "gone"] {
+    for f in [
+        "same",
+        "shrank",
+        "holes",
+        "emptied",
+        "untouched_empty",
+        "gone",
+    ] {
         fs::write(root.join(f), [b'o'; 100]).unwrap();
     }
     let mut t = TargetDir::new(root, false, SyncMethod::Fsync).unwrap();
