@@ -6,8 +6,8 @@
 //! 3. `divergence`: where the two sides parted, their last common checkpoint, and where
 //!    recovery starts;
 //! 4. `changed_blocks`: every block the target changed since then;
-//! 5. `plan`: both listings and one action per path — the [`Plan`], the boundary between
-//!    deciding and doing;
+//! 5. `plan`: both listings (read while phase 4 scans) and one action per path — the
+//!    [`Plan`], the boundary between deciding and doing;
 //! 6. `execute`: the journal, then files, blocks and the source's WAL;
 //! 7. `finish`: `backup_label`, standby configuration, sync, `pg_control` last.
 //!
@@ -111,10 +111,12 @@ fn phases(
     };
     report_divergence(&common, &target, rep);
     // 4. The blocks the target changed, from its WAL (with page LSNs: once the listings are
-    // known).
-    let scanned = changed_blocks::scan_wal(&mut target, &common, found.restore, &opts, rep)?;
-    // 5. Both listings and the plan.
-    let (source_files, target_files) = plan::list_both(&target, conn.source.as_mut(), rep)?;
+    // known), while (5) both listings are read; then the plan.
+    let (path, wal_dir) = (target.path().to_path_buf(), target.flavor().wal_dir());
+    let (scanned, (source_files, target_files)) =
+        plan::list_both_while((&path, wal_dir), conn.source.as_mut(), rep, |rep| {
+            changed_blocks::scan_wal(&mut target, &common, found.restore, &opts, rep)
+        })?;
     let decided = changed_blocks::finish(
         &mut target,
         &common,

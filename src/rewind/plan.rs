@@ -16,6 +16,7 @@ use crate::source::Source;
 use crate::timeline::{self, TimeLineHistoryEntry};
 use crate::walscan::ChangedBlocks as BlockSet;
 use std::collections::HashSet;
+use std::path::Path;
 
 /// A data directory's paths and what each is.
 pub(super) type Listing = Vec<(String, FileKind)>;
@@ -23,23 +24,50 @@ pub(super) type Listing = Vec<(String, FileKind)>;
 /// Both listings: the source's, then the target's.
 pub(super) fn list_both(
     target: &TargetCluster,
-    source: &mut dyn Source,
+    source: &mut (dyn Source + Send),
     rep: &mut dyn Reporter,
 ) -> Result<(Listing, Listing)> {
+    let (path, wal_dir) = (target.path().to_path_buf(), target.flavor().wal_dir());
+    list_both_while((&path, wal_dir), source, rep, |_| Ok(())).map(|(_, l)| l)
+}
+
+/// `work` (phase 4, the target's WAL scan) on this thread while both listings are read, each on
+/// a thread of its own: the source's over its protocol, the target's (at `path`, its WAL
+/// directory `wal_dir`) by a parallel walk. Errors in that order: `work`'s, then the source's
+/// listing's, then the target's.
+pub(super) fn list_both_while<T>(
+    (path, wal_dir): (&Path, &str),
+    source: &mut (dyn Source + Send),
+    rep: &mut dyn Reporter,
+    work: impl FnOnce(&mut dyn Reporter) -> Result<T>,
+) -> Result<(T, (Listing, Listing))> {
     rep.step("reading source file list");
-    let source_files: Listing = source
-        .list_files()?
-        .into_iter()
-        .map(|f| (f.path, f.kind))
-        .collect();
-    crate::failpoint::hit("list-source");
     rep.step("reading target file list");
-    let target_files: Listing = datadir::list(target.path(), target.flavor().wal_dir())?
-        .into_iter()
-        .map(|l| (l.path, l.kind))
-        .collect();
-    crate::failpoint::hit("list-target");
-    Ok((source_files, target_files))
+    std::thread::scope(|scope| {
+        let source_side = scope.spawn(move || -> Result<Listing> {
+            let files = source.list_files()?;
+            crate::failpoint::hit("list-source");
+            Ok(files.into_iter().map(|f| (f.path, f.kind)).collect())
+        });
+        let target_side = scope.spawn(move || -> Result<Listing> {
+            let files = datadir::list(path, wal_dir)?;
+            crate::failpoint::hit("list-target");
+            Ok(files.into_iter().map(|l| (l.path, l.kind)).collect())
+        });
+        let done = work(rep);
+        let source_files = joined(source_side.join(), "source");
+        let target_files = joined(target_side.join(), "target");
+        Ok((done?, (source_files?, target_files?)))
+    })
+}
+
+/// A listing thread's result; its panic as an error naming the side.
+fn joined(r: std::thread::Result<Result<Listing>>, side: &str) -> Result<Listing> {
+    r.unwrap_or_else(|_| {
+        Err(crate::error::Error::Usage(format!(
+            "listing the {side}'s files failed: its thread panicked"
+        )))
+    })
 }
 
 /// The plan for `common` (where the sides parted) from both listings and the changed blocks.
