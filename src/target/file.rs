@@ -137,48 +137,42 @@ pub(super) fn fsync_path(p: &Path) -> Result<()> {
 /// small files took 30 ms one after another). After a failure no further fsync is started; the
 /// earliest failed path (in `paths`' order) is reported once every thread has stopped.
 pub(super) fn fsync_paths(paths: &[&Path]) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     const THREADS: usize = 4;
     const PER_THREAD: usize = 16;
     let threads = paths.len().div_ceil(PER_THREAD).clamp(1, THREADS);
     if threads == 1 {
         return paths.iter().try_for_each(|p| fsync_path(p));
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let mut errors: Vec<(usize, Error)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut errors = Vec::new();
-                    while !failed.load(std::sync::atomic::Ordering::Relaxed) {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(p) = paths.get(i) else { break };
-                        if let Err(e) = fsync_path(p) {
-                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                            errors.push((i, e));
-                        }
-                    }
-                    errors
-                })
-            })
-            .collect();
+    let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    // Each thread stops at its first failure: it returns that one, with its index.
+    let work = || -> Option<(usize, Error)> {
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let p = paths.get(i)?;
+            if let Err(e) = fsync_path(p) {
+                failed.store(true, Ordering::Relaxed);
+                return Some((i, e));
+            }
+        }
+        None
+    };
+    let failures: Vec<(usize, Error)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
         workers
             .into_iter()
-            .flat_map(|w| match w.join() {
-                Ok(errors) => errors,
-                Err(_) => vec![(
-                    usize::MAX,
-                    Error::io(
-                        "fsync file",
-                        Path::new("(a syncing thread)"),
-                        std::io::Error::other("the thread panicked"),
-                    ),
-                )],
+            .filter_map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    let e = std::io::Error::other("the thread panicked");
+                    Some((
+                        usize::MAX,
+                        Error::io("fsync file", Path::new("(a syncing thread)"), e),
+                    ))
+                })
             })
             .collect()
     });
-    errors.sort_by_key(|(i, _)| *i);
-    match errors.into_iter().next() {
+    match failures.into_iter().min_by_key(|(i, _)| *i) {
         Some((_, e)) => Err(e),
         None => Ok(()),
     }

@@ -268,17 +268,11 @@ impl TargetDir {
             let full = self.path(&rel)?;
             let end = spans.last().map(|s| s.1).unwrap_or(0);
             for (start, stop) in whole::gaps(&spans) {
-                let zeros = vec![
-                    0u8;
-                    usize::try_from(stop - start)
-                        .unwrap_or(usize::MAX)
-                        .min(1 << 20)
-                ];
+                const PIECE: u64 = 1 << 20;
+                let zeros = vec![0u8; (stop - start).min(PIECE) as usize];
                 let mut at = start;
                 while at < stop {
-                    let n = zeros
-                        .len()
-                        .min(usize::try_from(stop - at).unwrap_or(usize::MAX));
+                    let n = (stop - at).min(PIECE) as usize;
                     self.write_at(&rel, at, zeros.get(..n).unwrap_or(&zeros))?;
                     at += n as u64;
                 }

@@ -119,3 +119,21 @@ fn files_copied_whole_hold_only_what_was_delivered() {
     assert_eq!(read("created"), Vec::<u8>::new());
     assert!(!root.join("gone").exists());
 }
+
+/// Many paths are fsynced from several threads; a failure among them is reported.
+#[test]
+fn fsyncs_many_paths_and_reports_a_failure() {
+    let d = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..40).map(|i| d.path().join(format!("f{i}"))).collect();
+    for f in &files {
+        fs::write(f, b"x").unwrap();
+    }
+    let mut paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    file::fsync_paths(&paths).unwrap();
+    // Under a regular file: opening it fails with "not a directory".
+    let bad = [d.path().join("f3/a"), d.path().join("f30/b")];
+    paths.insert(20, &bad[1]);
+    paths.insert(5, &bad[0]);
+    let e = file::fsync_paths(&paths).unwrap_err().to_string();
+    assert!(e.contains("f3/a") || e.contains("f30/b"), "{e}");
+}
